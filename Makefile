@@ -1,0 +1,34 @@
+# The README's two commands. Both first make sure .venv/ holds the stack
+# (tools/setup_env.sh; it does nothing when the venv is already complete).
+PY := .venv/bin/python
+READY := .venv/.mmtopo-ready
+SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
+
+.PHONY: test test-all demo setup env benchmark freeze
+
+$(READY): $(SETUP_INPUTS)
+	bash tools/setup_env.sh
+
+setup: $(READY)
+
+## make test: the suite (heavy end-to-end runs are marked `slow` and left out)
+test: $(READY)
+	$(PY) -m pytest tests -m "not slow" -q
+
+## make test-all: the suite including the slow end-to-end runs
+test-all: $(READY)
+	$(PY) -m pytest tests -q
+
+## make demo: toy COCO set -> Faster R-CNN with learnable topology -> COCO mAP
+demo: $(READY)
+	$(PY) tools/demo.py
+
+env: $(READY)
+	$(PY) -m mmtopo.utils.collect_env
+
+benchmark: $(READY)
+	$(PY) tools/analysis_tools/benchmark_backbone.py --depth 50 --topology learnable
+
+## make freeze: pin the exact versions of a working venv for reproducible setup
+freeze: $(READY)
+	$(PY) -m pip freeze --exclude-editable | grep -v -E '^(torch|torchvision|mmcv)==' > requirements/constraints.txt

@@ -1,0 +1,3 @@
+from .hooks import EdgeSparsityHook
+
+__all__ = ['EdgeSparsityHook']

@@ -1,0 +1,3 @@
+from .edge_sparsity_hook import EdgeSparsityHook
+
+__all__ = ['EdgeSparsityHook']

@@ -1,0 +1,93 @@
+"""TopoResNet: mmdet's ResNet with every stage rewired as a weighted DAG.
+
+The stock backbone is built first, by mmdet's own code, so the stem, the
+blocks, ``frozen_stages``, ``norm_eval``, ``with_cp``, ``dcn``, ``plugins`` and
+``init_cfg`` behave exactly as in ``mmdet.models.ResNet`` and parameter names
+match stock checkpoints. Then each ``layer{i}`` is replaced by a
+:class:`~mmtopo.models.graph.StageGraph` holding the same blocks.
+"""
+from typing import Dict, List, Sequence, Union
+
+from mmdet.models.backbones.resnet import ResNet, ResNetV1d
+from mmdet.models.backbones.resnext import ResNeXt
+
+from ...registry import register_model
+from ..graph import StageGraph
+from ..topology import build_topologies
+
+TopologySpec = Union[dict, Sequence[dict]]
+
+
+class TopoMixin:
+    """Adds ``topology`` to a ResNet-like backbone of mmdet.
+
+    Args:
+        topology: one spec for every stage, or a list of one spec per stage,
+            e.g. ``dict(type='learnable', init='residual')``. Types:
+            ``residual`` (stock ResNet), ``complete``, ``random``,
+            ``learnable``, ``custom``; see :mod:`mmtopo.models.topology`.
+        norm_eval: defaults to False as in mmpretrain (detection configs set
+            True explicitly); the other arguments are mmdet's.
+    """
+
+    def __init__(self,
+                 *args,
+                 topology: TopologySpec = dict(type='residual'),
+                 norm_eval: bool = False,
+                 **kwargs):
+        super().__init__(*args, norm_eval=norm_eval, **kwargs)
+        graphs = build_topologies(topology, self.num_stages,
+                                  self.stage_blocks)
+        for name, graph in zip(self.res_layers, graphs):
+            setattr(self, name, StageGraph(list(getattr(self, name)), graph))
+        self._freeze_stages()  # again: the edge weights are new parameters
+
+    @property
+    def stages(self) -> List[StageGraph]:
+        return [getattr(self, name) for name in self.res_layers]
+
+    def topology_graphs(self) -> List[Dict]:
+        """The graph each stage has now: for drawing, logging and pruning.
+
+        Returns one dict per stage with ``num_nodes``, ``learnable`` and
+        ``edges``, a list of ``(i, j, weight)``.
+        """
+        return [
+            dict(
+                num_nodes=len(stage) + 1,
+                learnable=stage.learnable,
+                edges=stage.edges()) for stage in self.stages
+        ]
+
+    def export_topology(self, threshold: float = 0.0) -> List[dict]:
+        """``custom`` specs of the edges whose weight magnitude exceeds
+        ``threshold`` (the pruned graph), one per stage, for a config's
+        ``topology``."""
+        if threshold < 0:
+            raise ValueError(f'threshold must be >= 0, got {threshold!r}')
+        specs = []
+        for graph in self.topology_graphs():
+            kept = [(i, j, w) for i, j, w in graph['edges']
+                    if abs(w) > threshold]
+            specs.append(
+                dict(
+                    type='custom',
+                    edges=[(i, j) for i, j, _ in kept],
+                    weights=[w for _, _, w in kept],
+                    learnable=graph['learnable']))
+        return specs
+
+
+@register_model
+class TopoResNet(TopoMixin, ResNet):
+    """ResNet (depth 18/34/50/101/152) whose stages are weighted DAGs."""
+
+
+@register_model
+class TopoResNetV1d(TopoMixin, ResNetV1d):
+    """ResNetV1d (deep stem, avg-down shortcut) whose stages are DAGs."""
+
+
+@register_model
+class TopoResNeXt(TopoMixin, ResNeXt):
+    """ResNeXt (``groups``, ``base_width``) whose stages are DAGs."""

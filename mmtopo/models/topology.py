@@ -1,0 +1,252 @@
+"""Topology specs: which edges a stage graph has and what they start at.
+
+A stage of ``n`` blocks is a DAG on nodes ``0 .. n`` (``n`` is the output
+node). An edge ``(i, j)`` always runs from a lower to a higher index, so every
+edge set here is acyclic by construction. The topology types only decide the
+edge mask, the initial weights and whether the weights are learnable; the
+aggregation itself lives in :class:`mmtopo.models.graph.StageGraph`.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+Edge = Tuple[int, int]
+
+
+@dataclass
+class StageTopology:
+    """The graph of one stage: ``mask[i, j]`` is edge ``i -> j``.
+
+    Both tensors are ``(num_nodes, num_nodes)`` with ``num_nodes = blocks + 1``
+    and are zero on and below the diagonal.
+    """
+    mask: torch.Tensor
+    weights: torch.Tensor
+    learnable: bool
+
+
+def in_degree_weights(mask: torch.Tensor) -> torch.Tensor:
+    """``1 / in-degree(j)`` on every edge into ``j`` (an average of inputs)."""
+    indeg = mask.sum(0, keepdim=True).clamp(min=1)
+    return mask.float() / indeg
+
+
+def chain_mask(num_nodes: int) -> torch.Tensor:
+    return torch.diag(torch.ones(num_nodes - 1, dtype=torch.bool), 1)
+
+
+def complete_mask(num_nodes: int) -> torch.Tensor:
+    return torch.ones(num_nodes, num_nodes, dtype=torch.bool).triu(1)
+
+
+def check_connected(mask: torch.Tensor, where: str) -> None:
+    """Every node but the first needs an input, every node but the last an
+    output; otherwise a block would be fed nothing or computed for nothing."""
+    last = mask.shape[0] - 1
+    for j in range(1, last + 1):
+        if not mask[:, j].any():
+            raise ValueError(f'{where}: node {j} has no input edge '
+                             f'(every node 1..{last} needs one)')
+    for i in range(last):
+        if not mask[i].any():
+            raise ValueError(f'{where}: node {i} has no output edge '
+                             f'(every node 0..{last - 1} needs one)')
+
+
+# --- builders, one per topology type ---------------------------------------
+
+
+def _residual(num_nodes: int, stage: int) -> StageTopology:
+    mask = chain_mask(num_nodes)
+    return StageTopology(mask, mask.float(), learnable=False)
+
+
+def _complete(num_nodes: int, stage: int) -> StageTopology:
+    mask = complete_mask(num_nodes)
+    return StageTopology(mask, in_degree_weights(mask), learnable=False)
+
+
+LEARNABLE_INITS = ('residual', 'uniform', 'ones')
+
+
+def _learnable(num_nodes: int, stage: int,
+               init: str = 'residual') -> StageTopology:
+    mask = complete_mask(num_nodes)
+    if init == 'residual':
+        weights = chain_mask(num_nodes).float()
+    elif init == 'uniform':
+        weights = in_degree_weights(mask)
+    elif init == 'ones':
+        weights = mask.float()
+    else:
+        raise ValueError(f"topology.init must be one of {LEARNABLE_INITS}, "
+                         f'got {init!r}')
+    return StageTopology(mask, weights, learnable=True)
+
+
+RANDOM_GRAPHS = ('er', 'ws', 'ba')
+
+
+def _check_probability(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f'topology.p must be in [0, 1], got {p!r}')
+
+
+def _er_edges(n: int, rng: np.random.Generator, p: float) -> List[Edge]:
+    """Erdos-Renyi: each pair independently with probability ``p``."""
+    _check_probability(p)
+    return [(i, j) for i in range(n) for j in range(i + 1, n)
+            if rng.random() < p]
+
+
+def _ws_edges(n: int, rng: np.random.Generator, k: int,
+              p: float) -> List[Edge]:
+    """Watts-Strogatz: a ring where each node meets its ``k`` nearest
+    neighbours, each edge's far end rewired with probability ``p``."""
+    _check_probability(p)
+    if not (isinstance(k, int) and k >= 2 and k % 2 == 0 and k < n):
+        raise ValueError(f'topology.k must be an even integer in [2, {n - 1}] '
+                         f'for a stage of {n} nodes, got {k!r}')
+    edges = {frozenset((i, (i + d) % n)) for i in range(n)
+             for d in range(1, k // 2 + 1)}
+    for i in range(n):
+        for d in range(1, k // 2 + 1):
+            edge = frozenset((i, (i + d) % n))
+            if edge in edges and rng.random() < p:
+                free = [v for v in range(n)
+                        if v != i and frozenset((i, v)) not in edges]
+                if free:
+                    edges.remove(edge)
+                    edges.add(frozenset((i, int(rng.choice(free)))))
+    return [tuple(sorted(e)) for e in edges]
+
+
+def _ba_edges(n: int, rng: np.random.Generator, m: int) -> List[Edge]:
+    """Barabasi-Albert: nodes join one by one, each linking to ``m`` existing
+    nodes chosen with probability proportional to their degree."""
+    if not (isinstance(m, int) and 1 <= m < n):
+        raise ValueError(f'topology.m must be an integer in [1, {n - 1}] '
+                         f'for a stage of {n} nodes, got {m!r}')
+    degree = np.zeros(n)
+    edges = []
+    for new in range(m, n):
+        old = np.arange(new)
+        prob = degree[:new] + 1.0  # +1: the first nodes can be picked too
+        targets = rng.choice(old, size=m, replace=False, p=prob / prob.sum())
+        for t in targets:
+            edges.append((int(t), new))
+            degree[t] += 1
+            degree[new] += 1
+    return edges
+
+
+def _random(num_nodes: int, stage: int, graph: str = 'er',
+            seed: int = 0, **graph_args) -> StageTopology:
+    samplers: Dict[str, Callable] = dict(er=_er_edges, ws=_ws_edges,
+                                         ba=_ba_edges)
+    if graph not in samplers:
+        raise ValueError(f'topology.graph must be one of {RANDOM_GRAPHS}, '
+                         f'got {graph!r}')
+    # each stage draws its own graph, reproducibly from (seed, stage)
+    rng = np.random.default_rng([seed, stage])
+    try:
+        edges = samplers[graph](num_nodes, rng, **graph_args)
+    except TypeError as err:
+        raise ValueError(f"topology for graph={graph!r}: {err}") from None
+    mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    for i, j in edges:
+        mask[min(i, j), max(i, j)] = True
+    # repair as RandWire does: inputs from the input node, outputs to the
+    # output node
+    last = num_nodes - 1
+    for j in range(1, num_nodes):
+        if not mask[:, j].any():
+            mask[0, j] = True
+    for i in range(last):
+        if not mask[i].any():
+            mask[i, last] = True
+    return StageTopology(mask, in_degree_weights(mask), learnable=False)
+
+
+def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
+            weights: Optional[Sequence[float]] = None,
+            learnable: bool = False) -> StageTopology:
+    where = f'topology[{stage}] (custom)'
+    if edges is None or len(edges) == 0:
+        raise ValueError(f'{where}: topology.edges must list the edges (i, j)')
+    if weights is not None and len(weights) != len(edges):
+        raise ValueError(f'{where}: topology.weights has {len(weights)} '
+                         f'values for {len(edges)} edges')
+    mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    values = torch.zeros(num_nodes, num_nodes)
+    last = num_nodes - 1
+    for k, edge in enumerate(edges):
+        if len(edge) != 2:
+            raise ValueError(f'{where}: edge {edge!r} is not a pair (i, j)')
+        i, j = (int(v) for v in edge)
+        if not (0 <= i <= last and 0 <= j <= last):
+            raise ValueError(f'{where}: edge ({i}, {j}) is out of range: '
+                             f'nodes are 0..{last}')
+        if i >= j:
+            raise ValueError(
+                f'{where}: edge ({i}, {j}) does not run from a lower to a '
+                'higher node: it would make the graph cyclic')
+        if mask[i, j]:
+            raise ValueError(f'{where}: edge ({i}, {j}) is listed twice')
+        mask[i, j] = True
+        if weights is not None:
+            values[i, j] = float(weights[k])
+    if weights is None:
+        values = in_degree_weights(mask)
+    return StageTopology(mask, values, learnable=bool(learnable))
+
+
+TOPOLOGY_BUILDERS: Dict[str, Callable[..., StageTopology]] = dict(
+    residual=_residual,
+    complete=_complete,
+    learnable=_learnable,
+    random=_random,
+    custom=_custom,
+)
+
+
+def build_stage_topology(spec: dict, num_blocks: int,
+                         stage: int) -> StageTopology:
+    """Build the graph of stage ``stage`` (0-based) with ``num_blocks`` blocks
+    from a spec like ``dict(type='learnable', init='residual')``."""
+    if not isinstance(spec, dict) or 'type' not in spec:
+        raise ValueError(f'topology[{stage}] must be a dict with a "type" '
+                         f'key, got {spec!r}')
+    args = dict(spec)
+    kind = args.pop('type')
+    if kind not in TOPOLOGY_BUILDERS:
+        raise KeyError(f'topology.type {kind!r} is unknown; choose from '
+                       f'{sorted(TOPOLOGY_BUILDERS)}')
+    try:
+        topo = TOPOLOGY_BUILDERS[kind](num_blocks + 1, stage, **args)
+    except TypeError as err:
+        raise ValueError(f'topology[{stage}] of type {kind!r}: {err}') from None
+    check_connected(topo.mask, f'topology[{stage}] ({kind})')
+    topo.weights = topo.weights * topo.mask
+    return topo
+
+
+def build_topologies(topology, num_stages: int,
+                     stage_blocks: Sequence[int]) -> List[StageTopology]:
+    """One :class:`StageTopology` per stage from a dict (all stages) or a
+    list of dicts (one per stage)."""
+    if isinstance(topology, dict):
+        specs = [topology] * num_stages
+    elif isinstance(topology, (list, tuple)):
+        specs = list(topology)
+        if len(specs) != num_stages:
+            raise ValueError(
+                f'topology lists {len(specs)} stage specs but num_stages is '
+                f'{num_stages}')
+    else:
+        raise ValueError('topology must be a dict or a list of dicts, got '
+                         f'{topology!r}')
+    return [build_stage_topology(spec, n, i)
+            for i, (spec, n) in enumerate(zip(specs, stage_blocks))]

@@ -1,0 +1,46 @@
+"""Load mmengine checkpoints under torch's default ``weights_only=True``.
+
+torch >= 2.6 refuses any pickled object it does not know; mmengine 0.10.7
+checkpoints hold a few (the message hub's history buffers, numpy arrays and
+scalars in it, ...). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` would make
+them load but lets any checkpoint run code; allow-listing exactly these types
+keeps every other object refused.
+"""
+import codecs
+from typing import List
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> List:
+    """numpy's array/scalar reconstruction and dtype classes, under the
+    module path the installed numpy pickles them with."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    dtype_classes = [type(np.dtype(t)) for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+        np.float16, np.float32, np.float64)]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes]
+
+
+def _mmengine_globals() -> List:
+    from mmengine.logging import HistoryBuffer
+    return [HistoryBuffer]
+
+
+def mmengine_checkpoint_globals() -> List:
+    """Every non-tensor type an mmengine checkpoint of this stack pickles."""
+    return [*_numpy_globals(), *_mmengine_globals(), codecs.encode]
+
+
+MMENGINE_CHECKPOINT_GLOBALS = mmengine_checkpoint_globals()
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list :data:`MMENGINE_CHECKPOINT_GLOBALS` for ``torch.load``."""
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)

@@ -1,0 +1,251 @@
+import logging
+import os
+import types
+from unittest import mock
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.registry import HOOKS as ROOT_HOOKS
+
+from mmtopo.engine import EdgeSparsityHook
+from tests.toy import ToyClassifier, ToyDataset, toy_runner
+
+
+def fake_runner(model, optim_wrapper, iteration=0):
+    return types.SimpleNamespace(
+        model=model, optim_wrapper=optim_wrapper, iter=iteration, epoch=0,
+        logger=logging.getLogger('test'),
+        message_hub=MessageHub.get_instance('test_edge_sparsity'))
+
+
+def batch(seed=0):
+    data = ToyDataset(size=8, seed=seed)
+    return data.images, data.labels
+
+
+def edge_params(model):
+    return [s.edge_weights for s in model.backbone.stages]
+
+
+def test_update_is_soft_threshold_with_lr_mult():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = build_optim_wrapper(
+        model,
+        dict(optimizer=dict(type='SGD', lr=0.5),
+             paramwise_cfg=dict(custom_keys={
+                 'edge_weights': dict(lr_mult=0.1, decay_mult=0.)})))
+    hook = EdgeSparsityHook(lambda_=0.4)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    # weights that cross zero, stay at zero, or just shrink
+    with torch.no_grad():
+        model.backbone.layer1.edge_weights[0, 1] = 0.01
+        model.backbone.layer1.edge_weights[0, 2] = -0.015
+        model.backbone.layer1.edge_weights[1, 2] = 0.0
+    x, y = batch()
+    for it in range(3):
+        hook.before_train_iter(runner, it)
+        loss = model(x, y, mode='loss')['loss']
+        wrapper.backward(loss)
+        before = [w.detach().clone() for w in edge_params(model)]
+        grads = [w.grad.clone() for w in edge_params(model)]
+        wrapper.step()
+        wrapper.zero_grad()
+        lr = 0.5 * 0.1
+        for w, w0, g in zip(edge_params(model), before, grads):
+            expected = torch.sign(w0 - lr * g) * torch.clamp(
+                (w0 - lr * g).abs() - lr * 0.4, min=0)
+            torch.testing.assert_close(w.detach(), expected, atol=1e-7,
+                                       rtol=0)
+    layer1 = model.backbone.layer1.edge_weights
+    assert layer1[0, 1] == 0 and layer1[0, 2] == 0 and layer1[1, 2] == 0
+    hook.after_train(runner)
+    assert not wrapper.optimizer._optimizer_step_post_hooks
+
+
+def test_only_iterations_that_step_are_thresholded():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                           accumulative_counts=2)
+    hook = EdgeSparsityHook(lambda_=1.0)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    with mock.patch.object(EdgeSparsityHook, '_proximal_step', autospec=True,
+                           side_effect=EdgeSparsityHook._proximal_step) as spy:
+        for it in range(6):
+            hook.before_train_iter(runner, it)
+            x, y = batch(it)
+            wrapper.update_params(model(x, y, mode='loss')['loss'])
+            assert spy.call_count == (it + 1) // 2, it
+
+
+def test_amp_skipped_step_applies_nothing():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with mock.patch('mmengine.optim.optimizer.amp_optimizer_wrapper.'
+                    'is_cuda_available', return_value=True):
+        from mmengine.optim import AmpOptimWrapper
+        wrapper = AmpOptimWrapper(optimizer=optimizer)
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=2.0**4)
+    hook = EdgeSparsityHook(lambda_=1.0)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    x, y = batch()
+    before = [w.detach().clone() for w in edge_params(model)]
+    loss = model(x, y, mode='loss')['loss'] * float('inf')
+    wrapper.update_params(loss)  # inf gradients: the scaler skips the step
+    assert wrapper.loss_scaler.get_scale() < 2.0**4
+    for w, b in zip(edge_params(model), before):
+        assert torch.equal(w.detach(), b)
+    wrapper.update_params(model(x, y, mode='loss')['loss'])
+    assert any(not torch.equal(w.detach(), b)
+               for w, b in zip(edge_params(model), before))
+
+
+def _ddp_worker(rank, world_size, port, out_dir):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group('gloo', rank=rank,
+                                         world_size=world_size)
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
+    hook = EdgeSparsityHook(lambda_=0.5)
+    runner = fake_runner(ddp, wrapper)
+    hook.before_train(runner)
+    for it in range(5):
+        hook.before_train_iter(runner, it)
+        x, y = batch(seed=10 * it + rank)  # each rank its own data
+        wrapper.update_params(ddp(x, y, mode='loss')['loss'])
+    torch.save([w.detach() for w in edge_params(model)],
+               os.path.join(out_dir, f'rank{rank}.pth'))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_ranks_stay_bit_identical(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path)),
+                                nprocs=2)
+    w0 = torch.load(tmp_path / 'rank0.pth')
+    w1 = torch.load(tmp_path / 'rank1.pth')
+    assert any((w == 0).any() for w in w0)
+    for a, b in zip(w0, w1):
+        assert torch.equal(a, b)
+
+
+def _train(tmp_path, lambda_, iters=200):
+    hook = dict(type='EdgeSparsityHook', lambda_=lambda_, interval=10)
+    runner = toy_runner(tmp_path, max_iters=iters, hooks=[hook],
+                        checkpoint_interval=10**6)
+    losses = []
+    orig = runner.model.forward
+
+    def record(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        if kwargs.get('mode') == 'loss':
+            losses.append(float(out['loss']))
+        return out
+
+    runner.model.forward = record
+    runner.train()
+    return runner, losses
+
+
+def test_training_prunes_edges_and_still_learns(tmp_path):
+    runner, losses = _train(tmp_path / 'l1', lambda_=0.05)
+    edges = [s.edge_weights[s.edge_mask] for s in runner.model.backbone.stages]
+    zeros = sum(int((e == 0).sum()) for e in edges)
+    total = sum(e.numel() for e in edges)
+    assert 0 < zeros < total
+    assert sum(losses[-20:]) / 20 < 0.5 * sum(losses[:20]) / 20
+    hub = runner.message_hub
+    ratio = hub.get_scalar('train/topo/active_ratio').current()
+    assert ratio == pytest.approx((total - zeros) / total)
+    assert hub.get_scalar('train/topo/active_edges').current() == \
+        total - zeros
+    assert hub.get_scalar('train/topo/layer1/active_edges') is not None
+    log = open(next(tmp_path.glob('l1/*/*.log'))).read()
+    assert 'topo/active_ratio' in log and 'topo/edge_l1' in log
+
+    runner0, _ = _train(tmp_path / 'l0', lambda_=0.0, iters=50)
+    for s in runner0.model.backbone.stages:
+        assert (s.edge_weights[s.edge_mask] != 0).all()
+
+
+def test_resume_continues_exactly(tmp_path):
+    hooks = [dict(type='EdgeSparsityHook', lambda_=0.05, warmup=8)]
+    full = toy_runner(tmp_path / 'full', max_iters=20, hooks=hooks)
+    full.train()
+    part = toy_runner(tmp_path / 'part', max_iters=10, hooks=hooks)
+    part.train()
+    resumed = toy_runner(tmp_path / 'part', max_iters=20, hooks=hooks,
+                         resume=True)
+    resumed.train()
+    assert resumed.iter == 20
+    for a, b in zip(full.model.backbone.stages,
+                    resumed.model.backbone.stages):
+        torch.testing.assert_close(b.edge_weights, a.edge_weights,
+                                   atol=1e-6, rtol=0)
+    hook = [h for h in resumed.hooks if isinstance(h, EdgeSparsityHook)][0]
+    assert hook.lambda_at(10) == pytest.approx(0.05)
+    assert hook.lambda_at(3) == pytest.approx(0.05 * 4 / 8)
+
+
+def test_schedule_and_target():
+    hook = EdgeSparsityHook(lambda_=1.0, begin=10, end=30, warmup=4)
+    assert [hook.lambda_at(i) for i in (0, 9, 10, 11, 13, 29, 30)] == [
+        0, 0, 0.25, 0.5, 1.0, 1.0, 0]
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0, target_ratio=0.99)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    assert hook._lambda_now == 1.0
+    with torch.no_grad():
+        model.backbone.layer1.edge_weights.zero_()
+    hook.before_train_iter(runner, 1)
+    assert hook.edge_stats()['active_ratio'] < 0.99
+    assert hook._lambda_now == 0.0
+
+
+def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):
+    model = ToyClassifier(topology=dict(type='complete'))
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0)
+    with caplog.at_level(logging.WARNING, logger='test'):
+        hook.before_train(fake_runner(model, wrapper))
+    assert 'no trainable edge weights' in caplog.text
+    assert not wrapper.optimizer._optimizer_step_post_hooks
+
+
+@pytest.mark.parametrize('kwargs,words', [
+    (dict(lambda_=-0.1), 'lambda_ must be a finite number >= 0, got -0.1'),
+    (dict(lambda_=float('nan')), 'lambda_'),
+    (dict(begin=10, end=5), 'end (5) must be after begin (10)'),
+    (dict(target_ratio=0.0), 'target_ratio must be in (0, 1], got 0.0'),
+    (dict(target_ratio=1.5), 'target_ratio must be in (0, 1], got 1.5'),
+    (dict(warmup=-1), 'warmup must be >= 0, got -1'),
+])
+def test_bad_arguments(kwargs, words):
+    with pytest.raises(ValueError) as info:
+        EdgeSparsityHook(**kwargs)
+    assert words in str(info.value)
+
+
+def test_registered_in_root_and_mmtopo_scope():
+    assert isinstance(ROOT_HOOKS.build(dict(type='EdgeSparsityHook')),
+                      EdgeSparsityHook)
+    assert isinstance(
+        ROOT_HOOKS.build(dict(type='mmtopo.EdgeSparsityHook')),
+        EdgeSparsityHook)

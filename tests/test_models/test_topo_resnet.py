@@ -1,0 +1,290 @@
+import pytest
+import torch
+from mmdet.models.backbones import ResNet, ResNetV1d, ResNeXt
+from mmengine.registry import MODELS as ROOT_MODELS
+
+from mmtopo.models import TopoResNet, TopoResNeXt, TopoResNetV1d
+from mmtopo.models.graph import StageGraph
+from tests.helpers import check_norm_state, copy_weights, randomize_norms
+
+LEARNABLE = dict(type='learnable', init='residual')
+
+
+def _compare(stock, topo, x, atol=1e-5):
+    copy_weights(stock, topo)
+    randomize_norms(stock)
+    randomize_norms(topo)
+    for mode in (True, False):
+        stock.train(mode)
+        topo.train(mode)
+        outs_stock, outs_topo = stock(x), topo(x)
+        assert len(outs_stock) == len(outs_topo) == 4
+        for a, b in zip(outs_stock, outs_topo):
+            assert a.shape == b.shape
+            torch.testing.assert_close(b, a, atol=atol, rtol=1e-5)
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+@pytest.mark.parametrize('topology', [dict(type='residual'), LEARNABLE])
+def test_matches_mmdet_resnet(depth, topology):
+    torch.manual_seed(0)
+    stock = ResNet(depth, norm_eval=False)
+    topo = TopoResNet(depth=depth, topology=topology)
+    _compare(stock, topo, torch.randn(2, 3, 64, 64))
+
+
+def test_v1d_matches_mmdet_resnet_v1d():
+    torch.manual_seed(0)
+    _compare(ResNetV1d(depth=18, norm_eval=False),
+             TopoResNetV1d(depth=18, topology=LEARNABLE),
+             torch.randn(2, 3, 64, 64))
+
+
+def test_resnext_matches_mmdet_resnext():
+    torch.manual_seed(0)
+    kw = dict(depth=50, groups=4, base_width=4, base_channels=16)
+    _compare(ResNeXt(norm_eval=False, **kw),
+             TopoResNeXt(topology=LEARNABLE, **kw), torch.randn(1, 3, 64, 64))
+
+
+def test_stock_checkpoint_loads_through_init_cfg(tmp_path):
+    stock = ResNet(50)
+    path = tmp_path / 'resnet50.pth'
+    torch.save(dict(state_dict=stock.state_dict()), path)
+    topo = TopoResNet(depth=50, topology=LEARNABLE,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    topo.init_weights()
+    for name, value in stock.state_dict().items():
+        assert torch.equal(topo.state_dict()[name], value), name
+    result = topo.load_state_dict(stock.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert sorted(result.missing_keys) == sorted(
+        f'layer{i}.{k}' for i in range(1, 5)
+        for k in ('edge_mask', 'edge_weights'))
+
+
+@pytest.mark.parametrize('topology', [
+    dict(type='residual'), dict(type='complete'), LEARNABLE,
+    dict(type='learnable', init='uniform'),
+    dict(type='random', graph='ws', k=2, p=0.5, seed=3),
+    dict(type='random', graph='ba', m=1)
+])
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (3, ), (1, 2)])
+def test_shapes_and_strides(topology, out_indices):
+    model = TopoResNet(depth=18, topology=topology, out_indices=out_indices)
+    outs = model(torch.randn(1, 3, 64, 96))
+    assert isinstance(outs, tuple)
+    channels = (64, 128, 256, 512)
+    strides = (4, 8, 16, 32)
+    assert [o.shape for o in outs] == [
+        (1, channels[i], 64 // strides[i], 96 // strides[i])
+        for i in out_indices
+    ]
+    for stage in model.stages:
+        mask = stage.edge_mask
+        assert not mask.tril().any()
+
+
+def test_stages_are_stage_graphs_with_mmdet_names():
+    model = TopoResNet(depth=50, topology=LEARNABLE)
+    assert [len(s) for s in model.stages] == [3, 4, 6, 3]
+    assert all(isinstance(s, StageGraph) for s in model.stages)
+    names = dict(model.named_parameters())
+    assert 'layer1.0.conv1.weight' in names
+    assert 'layer3.5.conv3.weight' in names
+    assert 'layer1.0.downsample.0.weight' in names
+    assert 'layer2.edge_weights' in names
+    assert 'layer2.edge_mask' in model.state_dict()
+    # fixed topologies keep their weights as a buffer, not a parameter
+    fixed = TopoResNet(depth=18, topology=dict(type='complete'))
+    assert not any('edge' in n for n, _ in fixed.named_parameters())
+    assert 'layer1.edge_weights' in fixed.state_dict()
+
+
+def test_random_graph_is_saved_and_never_resampled():
+    spec = dict(type='random', graph='er', p=0.4, seed=5)
+    model = TopoResNet(depth=34, topology=spec)
+    state = model.state_dict()
+    same = TopoResNet(depth=34, topology=spec)
+    same.load_state_dict(state)
+    for a, b in zip(model.stages, same.stages):
+        assert torch.equal(a.edge_mask, b.edge_mask)
+    other = TopoResNet(depth=34, topology=dict(spec, seed=6))
+    with pytest.raises(ValueError, match="checkpoint graph does not fit the "
+                       "model at 'layer1.edge_mask'"):
+        other.load_state_dict(state)
+
+
+def test_checkpoint_of_other_depth_is_refused():
+    state = TopoResNet(depth=18, topology=LEARNABLE).state_dict()
+    model = TopoResNet(depth=34, topology=LEARNABLE)
+    with pytest.raises(ValueError, match='edge_mask'):
+        model.load_state_dict(state, strict=False)
+
+
+def test_learnable_edges_get_gradients_and_masked_edges_never_change():
+    torch.manual_seed(0)
+    model = TopoResNet(
+        depth=18,
+        topology=[
+            LEARNABLE,
+            dict(type='custom', edges=[(0, 2), (0, 1), (1, 2)],
+                 learnable=True), LEARNABLE, LEARNABLE
+        ])
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
+                            weight_decay=0.1)
+    x = torch.randn(2, 3, 32, 32)
+    before = model.layer2.edge_weights.detach().clone()
+    for _ in range(3):
+        optim.zero_grad()
+        sum(o.mean() for o in model(x)).backward()
+        for stage in model.stages:
+            grad = stage.edge_weights.grad
+            assert grad is not None
+            assert (grad[~stage.edge_mask] == 0).all()
+            assert grad[stage.edge_mask].abs().sum() > 0
+        optim.step()
+    for stage in model.stages:
+        assert (stage.edge_weights[~stage.edge_mask] == 0).all()
+    assert not torch.equal(before, model.layer2.edge_weights)
+
+
+def test_weighted_sum_gradcheck():
+    from mmtopo.models.graph import WeightedSum
+    torch.manual_seed(0)
+    ys = [torch.randn(2, 3, 4, 4, dtype=torch.double, requires_grad=True)
+          for _ in range(3)]
+    for values in ([0.3, -1.2, 0.7], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                   [1.0, 1.0, 0.5]):
+        w = torch.tensor(values, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(WeightedSum.apply, (w, *ys))
+
+
+def test_gradients_match_a_naive_reference():
+    """The fused aggregation (with recomputed sums) gives the gradients of
+    the plain formula ``x_j = sum_i w_ij y_i``."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=18, topology=dict(type='learnable', init='ones'),
+                       out_indices=(3, ))
+    x = torch.randn(2, 3, 32, 32)
+
+    def naive_stage(stage, inp):
+        ys = [stage[0](inp)]
+        w = stage.edge_weights
+        for j in range(1, len(stage) + 1):
+            s = sum(w[i, j] * ys[i] for i in range(j))
+            if j == len(stage):
+                return s
+            ys.append(stage[j](s))
+
+    def naive(inp):
+        inp = model.maxpool(model.relu(model.norm1(model.conv1(inp))))
+        for stage in model.stages:
+            inp = naive_stage(stage, inp)
+        return inp
+
+    model.zero_grad()
+    naive(x).square().mean().backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model(x)[0].square().mean().backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref[name], atol=1e-6, rtol=1e-4,
+                                   msg=name)
+
+
+def test_frozen_stages_freeze_edges_too():
+    model = TopoResNet(depth=18, topology=LEARNABLE, frozen_stages=2)
+    model.train()
+    assert not model.conv1.weight.requires_grad
+    for stage in model.stages[:2]:
+        assert not stage.edge_weights.requires_grad
+        assert all(not p.requires_grad for p in stage.parameters())
+        assert check_norm_state([stage], False)
+    assert model.layer3.edge_weights.requires_grad
+    assert check_norm_state([model.layer3, model.layer4], True)
+
+
+def test_norm_eval_defaults_to_false_as_in_mmpretrain():
+    model = TopoResNet(depth=18)
+    model.train()
+    assert check_norm_state(model.modules(), True)
+    model = TopoResNet(depth=18, norm_eval=True)
+    model.train()
+    assert check_norm_state(model.modules(), False)
+
+
+@pytest.mark.parametrize('topology', [
+    dict(type='learnable', init='ones'), dict(type='complete')])
+def test_with_cp_gives_same_gradients(topology):
+    torch.manual_seed(0)
+    plain = TopoResNet(depth=18, topology=topology)
+    cp = TopoResNet(depth=18, topology=topology, with_cp=True)
+    cp.load_state_dict(plain.state_dict())
+    assert all(b.with_cp for s in cp.stages for b in s)
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    grads = []
+    for model in (plain, cp):
+        model.zero_grad()
+        x.grad = None
+        sum(o.sum() for o in model(x)).backward()
+        grads.append({n: p.grad.clone()
+                      for n, p in model.named_parameters()})
+        grads[-1]['input'] = x.grad.clone()
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, atol=1e-5, rtol=1e-4,
+                                   msg=name)
+
+
+def test_export_topology_reproduces_the_pruned_model():
+    torch.manual_seed(0)
+    model = TopoResNet(depth=18, topology=dict(type='learnable',
+                                               init='uniform'))
+    with torch.no_grad():  # prune: zero a few edges, keep nodes connected
+        model.layer1.edge_weights[0, 2] = 0
+        model.layer3.edge_weights[1, 2] = 0
+        model.layer3.edge_weights[0, 1] = 1e-4
+    specs = model.export_topology(threshold=1e-3)
+    assert len(specs) == 4 and all(s['type'] == 'custom' for s in specs)
+    assert (0, 2) not in specs[0]['edges']
+    assert (1, 2) not in specs[2]['edges'] and (0, 1) not in specs[2]['edges']
+    with torch.no_grad():
+        model.layer3.edge_weights[0, 1] = 0
+    pruned = TopoResNet(depth=18, topology=specs)
+    blocks = {k: v for k, v in model.state_dict().items() if 'edge_' not in k}
+    copy_weights_only(pruned, blocks)
+    model.eval()
+    pruned.eval()
+    x = torch.randn(1, 3, 32, 32)
+    for a, b in zip(model(x), pruned(x)):
+        torch.testing.assert_close(b, a)
+    with pytest.raises(ValueError, match='threshold must be >= 0'):
+        model.export_topology(threshold=-1)
+
+
+def copy_weights_only(model, blocks):
+    result = model.load_state_dict(blocks, strict=False)
+    assert all('edge_' in k for k in result.missing_keys)
+
+
+def test_bad_topology_arguments():
+    with pytest.raises(KeyError, match="topology.type 'dag'"):
+        TopoResNet(depth=18, topology=dict(type='dag'))
+    with pytest.raises(ValueError, match='lists 2 stage specs but '
+                       'num_stages is 4'):
+        TopoResNet(depth=18, topology=[LEARNABLE, LEARNABLE])
+    with pytest.raises(ValueError, match=r'topology\[1\].*node 2 has no '
+                       'output'):
+        TopoResNet(depth=18, num_stages=2, out_indices=(0, 1),
+                   strides=(1, 2), dilations=(1, 1),
+                   topology=[LEARNABLE,
+                             dict(type='custom', edges=[(0, 1), (1, 2)])])
+
+
+@pytest.mark.parametrize('type_name', ['TopoResNet', 'mmtopo.TopoResNet'])
+def test_registered_for_mmdet_and_root(type_name):
+    from mmdet.registry import MODELS as DET_MODELS
+    for registry in (DET_MODELS, ROOT_MODELS):
+        model = registry.build(dict(type=type_name, depth=18,
+                                    topology=LEARNABLE))
+        assert isinstance(model, TopoResNet)

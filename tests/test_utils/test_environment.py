@@ -1,0 +1,60 @@
+"""The stack imports and runs: compiled mmcv ops, configs of both mm libs."""
+import subprocess
+import sys
+
+import torch
+from mmengine.config import Config
+
+
+def test_mmcv_ops_run_on_cpu():
+    from mmcv.ops import RoIAlign, nms
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.],
+                          [20., 20., 30., 30.]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    dets, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]
+    feat = torch.arange(16.).view(1, 1, 4, 4)
+    rois = torch.tensor([[0., 0., 0., 2., 2.]])
+    out = RoIAlign((1, 1), spatial_scale=1.0, sampling_ratio=1,
+                   aligned=False)(feat, rois)
+    # one sample at the centre (1, 1) of the 2x2 box
+    assert out.item() == feat[0, 0, 1, 1].item()
+
+
+def test_config_inherits_stock_mmdet_and_mmpretrain(tmp_path):
+    det = tmp_path / 'det.py'
+    det.write_text(
+        "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+        "custom_imports = dict(imports=['mmtopo'], "
+        "allow_failed_imports=False)\n"
+        "model = dict(backbone=dict(type='TopoResNet', "
+        "topology=dict(type='learnable')))\n")
+    cfg = Config.fromfile(str(det))
+    assert cfg.model.type == 'FasterRCNN'
+    assert cfg.model.backbone.type == 'TopoResNet'
+    assert cfg.model.backbone.depth == 50
+    assert cfg.train_dataloader.dataset.type == 'CocoDataset'
+    cls = tmp_path / 'cls.py'
+    cls.write_text("_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'\n"
+                   "model = dict(backbone=dict(type='TopoResNet'))\n")
+    cfg = Config.fromfile(str(cls))
+    assert cfg.model.type == 'ImageClassifier'
+    assert cfg.model.backbone.type == 'TopoResNet'
+    assert cfg.model.backbone.depth == 50
+
+
+def test_import_is_light():
+    code = ('import sys, mmtopo; '
+            'print("mmpretrain" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == 'False'
+
+
+def test_collect_env_reports_the_stack():
+    from mmtopo.utils.collect_env import collect_env
+    env = collect_env()
+    assert env['MMCV'] == '2.1.0'
+    assert env['MMCV ops'] == 'compiled'
+    assert env['mmdet'] == '3.3.0'
+    assert 'PyTorch' in env
