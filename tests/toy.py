@@ -33,7 +33,9 @@ class ToyClassifier(BaseModel):
 class ToyDataset(Dataset):
     """Class ``c`` is a bright blob in quadrant ``c``: learnable quickly."""
 
-    def __init__(self, size=64, seed=0):
+    def __init__(self, size=64, seed=0, length=None):
+        # long by default: mmengine's infinite loader sleeps 2 s per epoch
+        self.length = length or 16 * size
         gen = torch.Generator().manual_seed(seed)
         self.labels = torch.randint(0, 4, (size, ), generator=gen)
         self.images = torch.randn(size, 3, 16, 16, generator=gen) * 0.3
@@ -42,9 +44,10 @@ class ToyDataset(Dataset):
             self.images[i, :, r * 8:r * 8 + 8, q * 8:q * 8 + 8] += 1.0
 
     def __len__(self):
-        return len(self.labels)
+        return self.length
 
     def __getitem__(self, idx):
+        idx %= len(self.labels)
         return dict(inputs=self.images[idx], labels=self.labels[idx])
 
 
@@ -52,7 +55,7 @@ def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
                checkpoint_interval=10, resume=False, load_from=None,
                seed=0, **model_args):
     optim = optim_wrapper or dict(
-        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4),
+        optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
         paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
     return Runner(
         model=ToyClassifier(**model_args),
@@ -61,7 +64,8 @@ def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
             dataset=ToyDataset(),
             sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),
             batch_size=16,
-            num_workers=0),
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=copy.deepcopy(optim),
         custom_hooks=[copy.deepcopy(h) for h in hooks],

@@ -1,0 +1,17 @@
+# Faster R-CNN, TopoResNet-50 with learned connectivity, FPN, COCO 1x.
+# The residual init makes the ImageNet ResNet-50 checkpoint a valid start.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        type='TopoResNet',
+        depth=50,
+        topology=dict(type='learnable', init='residual'),
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
+
+# no weight decay on the edges: the L1 proximal step is their regularizer
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
+custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=50)]

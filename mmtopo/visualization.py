@@ -1,0 +1,29 @@
+"""Text rendering of learned topologies, for logs and the terminal."""
+from typing import Dict, List
+
+
+def format_topology(graphs: List[Dict], digits: int = 2) -> str:
+    """One adjacency table per stage: row ``i``, column ``j`` holds the
+    weight of edge ``i -> j``; ``.`` marks an edge of weight exactly zero
+    (pruned) and blank cells are not in the graph. Node ``n`` is the
+    stage output."""
+    width = digits + 4
+    lines = []
+    for s, graph in enumerate(graphs):
+        n = graph['num_nodes']
+        weights = {(i, j): w for i, j, w in graph['edges']}
+        active = sum(w != 0 for w in weights.values())
+        kind = 'learnable' if graph['learnable'] else 'fixed'
+        lines.append(f'layer{s + 1}: {n - 1} blocks, {active}/{len(weights)}'
+                     f' edges active ({kind})')
+        lines.append(' ' * 6 + ''.join(
+            f'{("out" if j == n - 1 else j):>{width}}' for j in range(1, n)))
+        for i in range(n - 1):
+            cells = []
+            for j in range(1, n):
+                w = weights.get((i, j))
+                cells.append(' ' * width if w is None else
+                             f'{".":>{width}}' if w == 0 else
+                             f'{w:>{width}.{digits}f}')
+            lines.append(f'{i:>6}' + ''.join(cells))
+    return '\n'.join(lines)
