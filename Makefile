@@ -31,4 +31,6 @@ benchmark: $(READY)
 
 ## make freeze: pin the exact versions of a working venv for reproducible setup
 freeze: $(READY)
-	$(PY) -m pip freeze --exclude-editable | grep -v -E '^(torch|torchvision|mmcv)==' > requirements/constraints.txt
+	{ echo '# Exact versions of a working venv (make freeze); torch pins its own CUDA deps.'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(torch|torchvision|mmcv|nvidia-.*|cuda-.*|triton)=='; \
+	} > requirements/constraints.txt

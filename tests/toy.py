@@ -53,7 +53,7 @@ class ToyDataset(Dataset):
 
 def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
                checkpoint_interval=10, resume=False, load_from=None,
-               seed=0, **model_args):
+               seed=0, shuffle=True, **model_args):
     optim = optim_wrapper or dict(
         optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
         paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
@@ -62,7 +62,7 @@ def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=ToyDataset(),
-            sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),
+            sampler=dict(type='DefaultSampler', shuffle=shuffle, seed=seed),
             batch_size=16,
             num_workers=0,
             collate_fn=dict(type='default_collate')),

@@ -6,7 +6,7 @@ scalars in it, ...). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` would make
 them load but lets any checkpoint run code; allow-listing exactly these types
 keeps every other object refused.
 """
-import codecs
+import pickle
 from typing import List
 
 import numpy as np
@@ -27,14 +27,31 @@ def _numpy_globals() -> List:
             *dtype_classes]
 
 
+HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to what mmengine pickles with it: the
+    statistics functions of ``HistoryBuffer`` (``HistoryBuffer.mean``, ...).
+
+    Allow-listing the real ``builtins.getattr`` would let a checkpoint reach
+    any attribute of any allowed type (``ndarray.tofile``, ...).
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
 def _mmengine_globals() -> List:
     from mmengine.logging import HistoryBuffer
-    return [HistoryBuffer]
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')]
 
 
 def mmengine_checkpoint_globals() -> List:
     """Every non-tensor type an mmengine checkpoint of this stack pickles."""
-    return [*_numpy_globals(), *_mmengine_globals(), codecs.encode]
+    return [*_numpy_globals(), *_mmengine_globals()]
 
 
 MMENGINE_CHECKPOINT_GLOBALS = mmengine_checkpoint_globals()

@@ -53,3 +53,19 @@ def test_foreign_object_is_still_refused(tmp_path):
     from mmengine.runner import CheckpointLoader
     with pytest.raises(pickle.UnpicklingError):
         CheckpointLoader.load_checkpoint(str(path))
+
+
+class GetattrPayload:
+    """Reaches a method of an allowed type through getattr."""
+
+    def __reduce__(self):
+        import numpy as np
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+def test_getattr_only_reaches_history_buffer_statistics(tmp_path):
+    import mmtopo  # noqa: F401
+    path = tmp_path / 'getattr.pth'
+    torch.save(dict(meta=dict(extra=GetattrPayload())), path)
+    with pytest.raises(pickle.UnpicklingError, match='tofile'):
+        torch.load(path)

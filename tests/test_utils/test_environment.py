@@ -49,7 +49,7 @@ def test_works_without_mmpretrain():
     code = ('import sys; sys.modules["mmpretrain"] = None\n'
             'import mmtopo, torch\n'
             'from mmtopo.models import TopoResNet\n'
-            'm = TopoResNet(depth=18, topology=dict(type="learnable"))\n'
+            'm = TopoResNet(depth=18, topology=dict(type="learnable")).eval()\n'
             'print(m(torch.randn(1, 3, 32, 32))[-1].shape)')
     out = subprocess.run([sys.executable, '-c', code], check=True,
                          capture_output=True, text=True).stdout

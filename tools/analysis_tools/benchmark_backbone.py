@@ -54,7 +54,8 @@ def weighted_sum_flops(inputs, outputs):
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    analyzer = FlopAnalyzer(model.eval(), (x, ))
+    model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    analyzer = FlopAnalyzer(model, (x, ))
     analyzer.set_op_handle('prim::PythonOp.WeightedSum', weighted_sum_flops)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return analyzer.total()
@@ -94,7 +95,8 @@ def rss_bytes() -> int:
 def measure_memory_here(name, depth, batch, size):
     """Run in a fresh process: peak RSS growth over one fwd+bwd."""
     torch.manual_seed(0)
-    model = build(name, depth).train()
+    model = build(name, depth)
+    model.train()
     x = torch.randn(batch, 3, size, size)
     before = rss_bytes()
     step(model, x)
@@ -107,8 +109,10 @@ def measure_memory(name, args) -> int:
         [sys.executable, __file__, '--memory-of', name, '--depth',
          str(args.depth), '--batch-size', str(args.batch_size),
          '--img-size', str(args.img_size)],
-        check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])['peak']
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f'memory run of {name} failed:\n{out.stderr}')
+    return json.loads(out.stdout.strip().splitlines()[-1])['peak']
 
 
 def parse_args():
@@ -135,6 +139,7 @@ def main():
                                    args.batch_size, args.img_size)
     names = ['stock', *args.topology]
     torch.manual_seed(0)
+    peaks = {name: measure_memory(name, args) for name in names}
     models = {name: build(name, args.depth) for name in names}
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
     times = time_models(models, x, args.iters, args.warmup)
@@ -144,7 +149,7 @@ def main():
         results[name] = dict(
             train_s=times[name]['train'],
             infer_s=times[name]['infer'],
-            peak_mem=measure_memory(name, args),
+            peak_mem=peaks[name],
             params=parameter_count(model)[''],
             flops=count_flops(model, flops_x),
         )

@@ -42,6 +42,10 @@ class TopoMixin:
             setattr(self, name, StageGraph(list(getattr(self, name)), graph))
         self._freeze_stages()  # again: the edge weights are new parameters
 
+    def train(self, mode: bool = True):
+        super().train(mode)  # mmdet's enforces frozen_stages and norm_eval
+        return self
+
     @property
     def stages(self) -> List[StageGraph]:
         return [getattr(self, name) for name in self.res_layers]
