@@ -1,4 +1,4 @@
 # The same toy detector with the stock ResNet wiring, for comparison.
 _base_ = './faster_rcnn_topo_r18_fpn_toy.py'
-model = dict(backbone=dict(topology=dict(type='residual')))
+model = dict(backbone=dict(topology=dict(_delete_=True, type='residual')))
 custom_hooks = []

@@ -1,15 +1,41 @@
 """Config preparation shared by tools/train.py and tools/test.py."""
+import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes: the Runner passes the local
+    rank as ``device_ids``, which DDP refuses for a CPU module."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module=module, device_ids=None, **kwargs)
 
 
 def use_gloo_without_cuda(cfg: Config) -> None:
-    """NCCL needs GPUs: on a CPU-only machine distributed runs use gloo."""
-    if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    """NCCL needs GPUs: on a CPU-only machine distributed runs use gloo.
+
+    mmengine's ``init_dist`` would call ``torch.cuda.set_device`` first, so
+    the process group is started here (the Runner then reuses it), and the
+    model is wrapped for CPU.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='CPUDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(
+            'gloo', rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
 
 
 def _dataset_paths(dataset: dict):

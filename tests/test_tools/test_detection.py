@@ -109,9 +109,9 @@ pipeline = [dict(type='LoadImageFromFile'),
             dict(type='PackDetInputs')]
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root='{toy_data}/', ann_file='annotations/val.json',
-                 data_prefix=dict(img='val/'), pipeline=pipeline,
+                 data_prefix=dict(img='val/'), pipeline=pipeline, indices=6,
                  metainfo=dict(classes=('square', 'disk', 'triangle'))))
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=3)
+train_cfg = dict(max_epochs=1, val_interval=10)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
@@ -120,19 +120,24 @@ default_hooks = dict(logger=dict(interval=1))
 """)
     out = run([sys.executable, str(mmdet_train), str(cfg), '--work-dir',
                str(tmp_path / 'work')])
-    assert 'Iter(train) [3/3]' in out
-    ckpt = torch.load(tmp_path / 'work' / 'iter_3.pth')
+    assert 'Epoch(train) [1][3/3]' in out
+    ckpt = torch.load(tmp_path / 'work' / 'epoch_1.pth')
     assert 'backbone.layer1.edge_weights' in ckpt['state_dict']
 
 
 def test_dist_train_two_cpu_ranks_agree(toy_data, tmp_path):
     work = tmp_path / 'dist'
-    run(['bash', 'tools/dist_train.sh', str(TOY_FASTER), '2', '--work-dir',
+    cfg = tmp_path / 'dist_toy.py'
+    cfg.write_text(f"""
+_base_ = '{TOY_FASTER}'
+custom_imports = dict(imports=['mmtopo', 'tests.rank_dump'])
+custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3),
+                dict(type='RankDumpHook')]
+""")
+    run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
          str(work), '--cfg-options', *data_options(toy_data, epochs=1),
          'train_dataloader.dataset.indices=40',
-         'val_dataloader.dataset.indices=8',
-         'custom_imports.imports=[mmtopo,tests.rank_dump]',
-         'custom_hooks=[dict(type=RankDumpHook)]'],
+         'val_dataloader.dataset.indices=8'],
         timeout=600)
     w0 = torch.load(work / 'edges_rank0.pth')
     w1 = torch.load(work / 'edges_rank1.pth')
