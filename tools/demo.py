@@ -8,11 +8,10 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 import mmtopo  # noqa: F401
 from mmtopo.datasets.toy_coco import make_toy_coco
-from mmtopo.utils.launch import prepare_config
+from mmtopo.utils.launch import build_runner
 from mmtopo.visualization import format_topology
 
 CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'toy',
@@ -28,6 +27,8 @@ def demo_config(config: str, data_root: str, work_dir: str) -> Config:
         cfg[f'{split}_evaluator'].ann_file = \
             data_root + 'annotations/val.json'
     cfg.work_dir = work_dir
+    # evaluate once, after training (below), not also at the last epoch
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
     return cfg
 
 
@@ -42,8 +43,7 @@ def main():
         print(f'Generating the toy COCO set in {args.data} ...')
         make_toy_coco(args.data)
     cfg = demo_config(args.config, args.data, args.work_dir)
-    prepare_config(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     metrics = runner.val_loop.run()  # COCO bbox mAP through pycocotools
 

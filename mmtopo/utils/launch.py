@@ -3,7 +3,7 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
@@ -66,6 +66,35 @@ def check_data_files(cfg: Config, loaders=('train', 'val', 'test')) -> None:
                     'exist')
 
 
-def prepare_config(cfg: Config, mode: str = 'train') -> None:
+def load_config(args) -> Config:
+    """The config as tools/train.py and tools/test.py see it: the file, then
+    ``--cfg-options``, the launcher and the work dir."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def add_common_args(parser) -> None:
+    """Arguments tools/train.py and tools/test.py share with mmdet's."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def build_runner(cfg: Config, mode: str = 'train'):
+    """Check the data, set up CPU distribution if needed, build the runner
+    (``runner_type`` respected, as mmdet's and mmpretrain's tools do)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
     use_gloo_without_cuda(cfg)
     check_data_files(cfg, ('train', 'val') if mode == 'train' else ('test', ))
+    return (Runner.from_cfg(cfg)
+            if 'runner_type' not in cfg else RUNNERS.build(cfg))
