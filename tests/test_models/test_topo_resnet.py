@@ -290,3 +290,14 @@ def test_registered_for_mmdet_and_root(type_name):
         model = registry.build(dict(type=type_name, depth=18,
                                     topology=LEARNABLE))
         assert isinstance(model, TopoResNet)
+
+
+def test_matches_mmpretrain_resnet_and_builds_from_its_registry():
+    from mmpretrain.models import ResNet as PretrainResNet
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    torch.manual_seed(0)
+    stock = PretrainResNet(depth=18, out_indices=(0, 1, 2, 3))
+    topo = CLS_MODELS.build(dict(type='TopoResNet', depth=18,
+                                 topology=LEARNABLE))
+    assert isinstance(topo, TopoResNet)
+    _compare(stock, topo, torch.randn(2, 3, 64, 64))

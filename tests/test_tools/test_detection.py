@@ -80,6 +80,26 @@ def test_toy_faster_rcnn_train_then_test(toy_data, tmp_path):
     mAP = float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1])
     assert mAP == pytest.approx(metrics_of(work)['coco/bbox_mAP'], abs=1e-3)
 
+    # inference through mmdet's own API, as the README shows
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.structures.bbox import bbox_overlaps
+    model = init_detector(str(TOY_FASTER), str(work / 'epoch_4.pth'),
+                          device='cpu')
+    gt = json.loads((toy_data / 'annotations/val.json').read_text())
+    image = gt['images'][0]
+    boxes = [a for a in gt['annotations'] if a['image_id'] == image['id']]
+    pred = inference_detector(model, str(toy_data / 'val' /
+                                         image['file_name'])).pred_instances
+    confident = pred[pred.scores > 0.5]
+    assert len(confident) == len(boxes)
+    for ann in boxes:
+        x, y, w, h = ann['bbox']
+        ious = bbox_overlaps(torch.tensor([[x, y, x + w, y + h]]),
+                             confident.bboxes)[0]
+        best = ious.argmax()
+        assert ious[best] > 0.7
+        assert confident.labels[best] == ann['category_id'] - 1
+
 
 def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
     """Measured: bbox / segm mAP about 0.9 / 0.8 after 4 epochs."""
