@@ -47,6 +47,9 @@ def _dataset_paths(dataset: dict):
     if dataset.get('ann_file'):
         yield 'ann_file', osp.join(root, dataset['ann_file'])
     prefix = dataset.get('data_prefix') or {}
+    if isinstance(prefix, str):  # mmpretrain's folder datasets
+        yield 'data_prefix', osp.join(root, prefix)
+        return
     for key in ('img', 'img_path', 'seg'):
         if prefix.get(key):
             yield f'data_prefix.{key}', osp.join(root, prefix[key])

@@ -301,3 +301,14 @@ def test_matches_mmpretrain_resnet_and_builds_from_its_registry():
                                  topology=LEARNABLE))
     assert isinstance(topo, TopoResNet)
     _compare(stock, topo, torch.randn(2, 3, 64, 64))
+
+
+def test_cifar_variant_keeps_full_resolution_stem():
+    from mmtopo.models import TopoResNetCIFAR
+    model = TopoResNetCIFAR(depth=18, base_channels=16, topology=LEARNABLE)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert [o.shape[-1] for o in outs] == [32, 16, 8, 4]
+    assert [o.shape[1] for o in outs] == [16, 32, 64, 128]
+    with pytest.raises(ValueError, match='deep_stem must be False'):
+        TopoResNetCIFAR(depth=18, deep_stem=True)

@@ -1,3 +1,4 @@
-from .topo_resnet import TopoResNet, TopoResNeXt, TopoResNetV1d
+from .topo_resnet import (TopoResNet, TopoResNetCIFAR, TopoResNeXt,
+                          TopoResNetV1d)
 
-__all__ = ['TopoResNet', 'TopoResNetV1d', 'TopoResNeXt']
+__all__ = ['TopoResNet', 'TopoResNetV1d', 'TopoResNeXt', 'TopoResNetCIFAR']

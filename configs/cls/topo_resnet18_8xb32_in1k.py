@@ -1,0 +1,12 @@
+# TopoResNet-18 with learned connectivity on ImageNet-1k (mmpretrain recipe).
+_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        type='TopoResNet',
+        topology=dict(type='learnable', init='residual')))
+# no weight decay on the edges: the L1 proximal step is their regularizer
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
+custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=100)]

@@ -1,0 +1,1 @@
+"""Small data sets the demo, tests and experiments generate locally."""

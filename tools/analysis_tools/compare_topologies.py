@@ -1,0 +1,138 @@
+"""Train one task with several wirings and seeds (same schedule) through
+tools/train.py and print a results table (mean ± std of the metric, active
+edges at the end, parameters, FLOPs, seconds per iteration).
+
+    python tools/analysis_tools/compare_topologies.py digits --seeds 0 1 2
+    python tools/analysis_tools/compare_topologies.py toy_detection --seeds 0 1
+
+Not part of ``make test``: each run trains a model.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from statistics import mean, pstdev
+
+REPO = Path(__file__).resolve().parents[2]
+
+TASKS = dict(
+    digits=dict(
+        configs=dict(
+            learnable='configs/cls/topo_resnet18_cifar_digits.py',
+            residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
+            complete='configs/cls/topo_resnet18_cifar_digits_complete.py',
+            random='configs/cls/topo_resnet18_cifar_digits_random.py'),
+        metric='accuracy/top1',
+        data='data/digits',
+        input_shape=(3, 32, 32)),
+    toy_detection=dict(
+        configs=dict(
+            learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
+            residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py'),
+        metric='coco/bbox_mAP',
+        data='data/toy_coco',
+        input_shape=None),
+)
+
+
+def make_data(task: str, root: str) -> None:
+    if task == 'digits':
+        if not Path(root, 'val').exists():
+            from mmtopo.datasets.digits import export_digits
+            export_digits(root)
+    elif not Path(root, 'annotations', 'val.json').exists():
+        from mmtopo.datasets.toy_coco import make_toy_coco
+        make_toy_coco(root)
+
+
+def data_options(task: str, root: str):
+    root = root.rstrip('/') + ('/' if task == 'toy_detection' else '')
+    opts = [f'{s}_dataloader.dataset.data_root={root}'
+            for s in ('train', 'val', 'test')]
+    if task == 'toy_detection':
+        opts += [f'{s}_evaluator.ann_file={root}annotations/val.json'
+                 for s in ('val', 'test')]
+    return opts
+
+
+def train(task, config, seed, data, work_dir: Path) -> dict:
+    subprocess.run(
+        [sys.executable, 'tools/train.py', config, '--work-dir',
+         str(work_dir), '--cfg-options', f'randomness.seed={seed}',
+         *data_options(task, data)],
+        cwd=REPO, check=True, capture_output=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    log = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1]
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    train_rows = [r for r in rows if 'loss' in r]
+    metric = TASKS[task]['metric']
+    return dict(metric=[r for r in rows if metric in r][-1][metric],
+                s_per_iter=mean(r['time'] for r in train_rows[1:]),
+                active=train_rows[-1].get('topo/active_edges'))
+
+
+def complexity(config: str, input_shape) -> tuple:
+    """Parameters and FLOPs of the whole model (aggregations counted)."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer, parameter_count
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    sys.path.insert(0, str(Path(__file__).parent))
+    from benchmark_backbone import weighted_sum_flops
+
+    cfg = Config.fromfile(str(REPO / config))
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model = MODELS.build(cfg.model)
+    model.eval()
+    analyzer = FlopAnalyzer(model, (torch.randn(1, *input_shape), ))
+    analyzer.set_op_handle('prim::PythonOp.WeightedSum', weighted_sum_flops)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    edges = sum(int(s.edge_mask.sum()) for s in model.backbone.stages)
+    return parameter_count(model)[''], analyzer.total(), edges
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('task', choices=sorted(TASKS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--data', help='data folder (default: per task)')
+    parser.add_argument('--work-dir', default='work_dirs/compare')
+    parser.add_argument('--out', help='also write the table to this file')
+    args = parser.parse_args()
+    task = TASKS[args.task]
+    data = args.data or task['data']
+    make_data(args.task, data)
+    lines = [f'| wiring | {task["metric"]} (mean ± std, '
+             f'{len(args.seeds)} seeds) | per seed | active edges | params '
+             '| FLOPs | s/iter |', '| --- ' * 7 + '|']
+    for name, config in task['configs'].items():
+        runs = []
+        for seed in args.seeds:
+            out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
+            runs.append(train(args.task, config, seed, data, out))
+            print(name, seed, runs[-1], flush=True)
+        values = [r['metric'] for r in runs]
+        cost = ('-', '-')
+        active = '-'
+        if task['input_shape']:
+            params, flops, edges = complexity(config, task['input_shape'])
+            cost = (f'{params / 1e6:.3f} M', f'{flops / 1e6:.2f} M')
+            counts = [r['active'] for r in runs if r['active'] is not None]
+            active = (f'{mean(counts):.1f} / {edges}' if counts else
+                      f'{edges} (fixed)')
+        lines.append(
+            f'| {name} | {mean(values):.3f} ± {pstdev(values):.3f} | '
+            f'{", ".join(f"{v:.3f}" for v in values)} | {active} | '
+            f'{cost[0]} | {cost[1]} | '
+            f'{mean(r["s_per_iter"] for r in runs):.3f} |')
+    table = '\n'.join(lines)
+    print('\n' + table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table + '\n')
+
+
+if __name__ == '__main__':
+    main()
