@@ -3,6 +3,7 @@ trains through tools/train.py, a stock mmpretrain config takes a
 TopoResNet through custom_imports."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,28 @@ def test_digits_classifier_trains(tmp_path):
     correct = [p['pred_label'] == int(img.parent.name)
                for p, img in zip(preds, images)]
     assert sum(correct) >= len(images) - 1
+
+    # the same tools evaluate it, and train it on 2 CPU processes
+    data = [f'{s}_dataloader.dataset.data_root={root}'
+            for s in ('train', 'val', 'test')]
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', str(DIGITS),
+         str(work / 'epoch_10.pth'), '--work-dir', str(tmp_path / 'test'),
+         '--cfg-options', *data], cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tested = float(re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout +
+                              proc.stderr)[-1])
+    assert tested == pytest.approx(top1, abs=1e-3)
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', str(DIGITS), '2', '--work-dir',
+         str(tmp_path / 'dist'), '--cfg-options', *data,
+         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+         'train_dataloader.dataset.indices=256'],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / 'dist' / 'epoch_1.pth').exists()
 
 
 def test_stock_mmpretrain_cifar_config_with_custom_imports(tmp_path):

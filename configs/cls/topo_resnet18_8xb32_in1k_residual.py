@@ -1,0 +1,4 @@
+# Baseline wiring for the paper's comparison: residual, fixed edge weights.
+_base_ = './topo_resnet18_8xb32_in1k.py'
+model = dict(backbone=dict(topology=dict(_delete_=True, type='residual')))
+custom_hooks = []
