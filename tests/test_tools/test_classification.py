@@ -31,6 +31,12 @@ def test_every_classification_config_builds(config):
     cfg = Config.fromfile(str(config))
     model = build_classifier(cfg)
     assert type(model.backbone).__name__.startswith('TopoResNet')
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    learnable = any(s.learnable for s in model.backbone.stages)
+    assert learnable == ('EdgeSparsityHook' in hooks)
+    if learnable:
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
+            'edge_weights'].decay_mult == 0
     size = 32 if 'cifar' in config.name else 64
     model.eval()
     with torch.no_grad():

@@ -63,7 +63,11 @@ def test_every_detection_config_builds(config):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'TopoResNet'
-    if 'edge_weights' in str(cfg.get('optim_wrapper', {})):
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    learnable = any(s.learnable for s in model.backbone.stages)
+    # learnable edges come with the sparsity hook and no weight decay
+    assert learnable == ('EdgeSparsityHook' in hooks)
+    if learnable:
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
             'edge_weights'].decay_mult == 0
 
