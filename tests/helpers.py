@@ -1,6 +1,15 @@
 """Helpers shared by the tests."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def check_norm_state(modules, train_state: bool) -> bool:
@@ -28,3 +37,40 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
             m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
             m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
             m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+def run_tool(args, timeout: float = 600,
+             **kwargs) -> subprocess.CompletedProcess:
+    """Run a command from the repository root in a process group of its own.
+
+    A run that outlives ``timeout`` is killed with everything it started
+    (torchrun's workers included) and the test fails with its output, so a
+    hung rank costs minutes, not the whole CI budget.
+    """
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f'{args} still running after {timeout}s\n'
+                    f'{out[-3000:]}\n{err[-5000:]}')
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def spawn_ranks(fn, nprocs: int, args=(), timeout: float = 300) -> None:
+    """``torch.multiprocessing.spawn`` with a deadline: ranks still running
+    after ``timeout`` seconds are killed and the test fails."""
+    context = torch.multiprocessing.start_processes(
+        fn, args=args, nprocs=nprocs, join=False, start_method='spawn')
+    deadline = time.monotonic() + timeout
+    try:
+        while not context.join(timeout=1):
+            if time.monotonic() > deadline:
+                pytest.fail(f'{nprocs} ranks still running after {timeout}s')
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()

@@ -1,6 +1,9 @@
 """Config preparation shared by tools/train.py and tools/test.py."""
+import datetime
+import ipaddress
 import os
 import os.path as osp
+import socket
 
 import torch
 from mmengine.config import Config, DictAction
@@ -15,6 +18,30 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
     def __init__(self, module, device_ids=None, **kwargs):
         super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def bind_gloo_to_loopback() -> None:
+    """Keep single-host gloo traffic on the loopback interface.
+
+    Gloo binds to the address the host name resolves to. In sandboxes that
+    address can be bindable but not reachable from the host itself, and the
+    ranks then wait for each other until the process-group timeout. When the
+    rendezvous address is a loopback one, every rank is on this host, so the
+    loopback interface is always right. A ``GLOO_SOCKET_IFNAME`` set by the
+    user is left alone.
+    """
+    if os.environ.get('GLOO_SOCKET_IFNAME'):
+        return
+    master = os.environ.get('MASTER_ADDR', '127.0.0.1')
+    try:
+        is_loopback = ipaddress.ip_address(
+            socket.gethostbyname(master)).is_loopback
+    except (OSError, ValueError):
+        return
+    loopback = [name for _, name in socket.if_nameindex()
+                if name.startswith('lo')]
+    if is_loopback and loopback:
+        os.environ['GLOO_SOCKET_IFNAME'] = loopback[0]
 
 
 def use_gloo_without_cuda(cfg: Config) -> None:
@@ -33,9 +60,12 @@ def use_gloo_without_cuda(cfg: Config) -> None:
             type='CPUDistributedDataParallel', broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+        bind_gloo_to_loopback()
+        timeout = cfg.env_cfg.dist_cfg.get('timeout', 1800)
         torch.distributed.init_process_group(
             'gloo', rank=int(os.environ['RANK']),
-            world_size=int(os.environ['WORLD_SIZE']))
+            world_size=int(os.environ['WORLD_SIZE']),
+            timeout=datetime.timedelta(seconds=timeout))
 
 
 def _dataset_paths(dataset: dict):

@@ -1,3 +1,4 @@
+import datetime
 import logging
 import os
 import types
@@ -10,6 +11,8 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import HOOKS as ROOT_HOOKS
 
 from mmtopo.engine import EdgeSparsityHook
+from mmtopo.utils.launch import bind_gloo_to_loopback
+from tests.helpers import spawn_ranks
 from tests.toy import ToyClassifier, ToyDataset, toy_runner
 
 
@@ -112,8 +115,10 @@ def test_amp_skipped_step_applies_nothing():
 
 def _ddp_worker(rank, world_size, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.distributed.init_process_group('gloo', rank=rank,
-                                         world_size=world_size)
+    bind_gloo_to_loopback()
+    torch.distributed.init_process_group(
+        'gloo', rank=rank, world_size=world_size,
+        timeout=datetime.timedelta(seconds=120))
     torch.manual_seed(0)
     model = ToyClassifier()
     ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -135,8 +140,7 @@ def test_ddp_ranks_stay_bit_identical(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path)),
-                                nprocs=2)
+    spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path)))
     w0 = torch.load(tmp_path / 'rank0.pth')
     w1 = torch.load(tmp_path / 'rank1.pth')
     assert any((w == 0).any() for w in w0)

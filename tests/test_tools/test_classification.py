@@ -4,9 +4,7 @@ TopoResNet through custom_imports."""
 import json
 import os
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.digits import export_digits
+from tests.helpers import REPO, run_tool
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / 'configs' / 'cls').glob('*.py'))
 DIGITS = REPO / 'configs/cls/topo_resnet18_cifar_digits.py'
 
@@ -49,13 +47,12 @@ def test_digits_classifier_trains(tmp_path):
     """Measured: top-1 99.7% on the 359 validation digits after 10 epochs."""
     root = export_digits(tmp_path / 'digits')
     work = tmp_path / 'work'
-    proc = subprocess.run(
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable)
+    proc = run_tool(
         [sys.executable, 'tools/train.py', str(DIGITS), '--work-dir',
          str(work), '--cfg-options'] +
         [f'{s}_dataloader.dataset.data_root={root}'
-         for s in ('train', 'val', 'test')],
-        cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+         for s in ('train', 'val', 'test')], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = sorted(work.glob('*/vis_data/scalars.json'))[-1]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
@@ -75,22 +72,19 @@ def test_digits_classifier_trains(tmp_path):
     # the same tools evaluate it, and train it on 2 CPU processes
     data = [f'{s}_dataloader.dataset.data_root={root}'
             for s in ('train', 'val', 'test')]
-    proc = subprocess.run(
+    proc = run_tool(
         [sys.executable, 'tools/test.py', str(DIGITS),
          str(work / 'epoch_10.pth'), '--work-dir', str(tmp_path / 'test'),
-         '--cfg-options', *data], cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+         '--cfg-options', *data], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     tested = float(re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout +
                               proc.stderr)[-1])
     assert tested == pytest.approx(top1, abs=1e-3)
-    proc = subprocess.run(
+    proc = run_tool(
         ['bash', 'tools/dist_train.sh', str(DIGITS), '2', '--work-dir',
          str(tmp_path / 'dist'), '--cfg-options', *data,
          'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-         'train_dataloader.dataset.indices=256'],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable))
+         'train_dataloader.dataset.indices=256'], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / 'dist' / 'epoch_1.pth').exists()
 

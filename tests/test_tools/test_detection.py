@@ -4,7 +4,6 @@ custom_imports, distributed CPU runs agree across ranks."""
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.toy_coco import make_toy_coco
+from tests.helpers import REPO, run_tool
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py')
                  if 'cls' not in p.parts and not p.name.startswith('_'))
 TOY_FASTER = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
@@ -43,9 +42,8 @@ def data_options(root, epochs=None):
     return opts
 
 
-def run(args, **kwargs):
-    proc = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True,
-                          text=True, **kwargs)
+def run(args, timeout=600):
+    proc = run_tool(args, timeout=timeout, env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
 
@@ -202,10 +200,9 @@ def test_resume_continues_from_the_saved_iteration(toy_data, tmp_path):
 ])
 def test_missing_data_fails_early_naming_the_path(toy_data, tmp_path, field,
                                                   path):
-    proc = subprocess.run(
+    proc = run_tool(
         [sys.executable, 'tools/train.py', str(TOY_FASTER), '--work-dir',
          str(tmp_path), '--cfg-options', *data_options(toy_data),
-         f'{field}={path}'],
-        cwd=REPO, env=ENV, capture_output=True, text=True)
+         f'{field}={path}'], env=ENV)
     assert proc.returncode != 0
     assert f"{field}: '{toy_data}/{path}' does not exist" in proc.stderr

@@ -1,9 +1,10 @@
 """The stack imports and runs: compiled mmcv ops, configs of both mm libs."""
-import subprocess
 import sys
 
 import torch
 from mmengine.config import Config
+
+from tests.helpers import run_tool
 
 
 def test_mmcv_ops_run_on_cpu():
@@ -51,8 +52,9 @@ def test_works_without_mmpretrain():
             'from mmtopo.models import TopoResNet\n'
             'm = TopoResNet(depth=18, topology=dict(type="learnable")).eval()\n'
             'print(m(torch.randn(1, 3, 32, 32))[-1].shape)')
-    out = subprocess.run([sys.executable, '-c', code], check=True,
-                         capture_output=True, text=True).stdout
+    proc = run_tool([sys.executable, '-c', code], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
     assert out.strip() == 'torch.Size([1, 512, 1, 1])'
 
 
