@@ -80,8 +80,13 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
          milestones=[6], gamma=0.1)
 ]
+# Trained from scratch at lr 0.02, the toy detectors can blow up at the end
+# of the warm-up (measured: a loss_cls spike, then NaN, in one of two runs
+# that differed only in float rounding); clipping as mmdet's RetinaNet and
+# RPN configs do stops that (grad_norm is about 20 once past the spike).
 optim_wrapper = dict(
     optimizer=dict(lr=0.02),
+    clip_grad=dict(max_norm=35, norm_type=2),
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10)]
 default_hooks = dict(

@@ -9,8 +9,10 @@ here therefore
   weight is 1 (the residual wiring is then literally ResNet);
 * accumulates in place and skips zero weights and unit multiplies
   (:class:`WeightedSum`);
-* computes all edge gradients of a node as dot products, without
-  materialising ``w * grad`` products it does not need;
+* meets all gradients of a node output in one place (:class:`FanOut`),
+  which sums them with the edge weights in one fused accumulation and
+  computes the edge gradients as dot products, without materialising a
+  ``w * grad`` product per edge;
 * does not keep the summed input of a block for backward: the block's convs
   would store it, so it is recomputed from the node outputs, which the blocks
   store anyway (:func:`recompute_sums`).
@@ -30,7 +32,7 @@ _RECIPE = '_mmtopo_sum_recipe'
 
 def weighted_sum(inputs: Sequence[torch.Tensor],
                  weights: Sequence[float]) -> torch.Tensor:
-    """``sum_k weights[k] * inputs[k]`` in one buffer, skipping zeros.
+    """``sum_k weights[k] * inputs[k]`` in one new buffer, skipping zeros.
 
     A single input of weight 1 is returned as it is (no copy).
     """
@@ -39,9 +41,13 @@ def weighted_sum(inputs: Sequence[torch.Tensor],
         return torch.zeros_like(inputs[0])
     if len(terms) == 1 and terms[0][1] == 1.0:
         return terms[0][0]
-    first, w0 = terms[0]
-    out = first.clone() if w0 == 1.0 else torch.mul(first, w0)
-    for x, w in terms[1:]:
+    (first, w0), rest = terms[0], terms[1:]
+    if w0 == 1.0 and rest:  # one pass instead of a copy and an add
+        (second, w1), rest = rest[0], rest[1:]
+        out = torch.add(first, second, alpha=w1)
+    else:
+        out = torch.mul(first, w0)
+    for x, w in rest:
         out.add_(x, alpha=w)
     return out
 
@@ -54,32 +60,57 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class WeightedSum(torch.autograd.Function):
-    """``x = sum_k w_k * y_k`` with gradients for both ``w`` and ``y``."""
+    """The input of a node: ``x_j = sum_i w_ij * y_i``.
+
+    Backward hands ``dL/dx_j`` unscaled to every input: each input is a
+    :class:`FanOut` view, and the fan-out of the source applies the edge
+    weights there, where all gradients of one source meet.
+    """
 
     @staticmethod
-    def forward(ctx, weights: torch.Tensor, *inputs: torch.Tensor):
-        values = weights.tolist()
-        ctx.values = values
-        ctx.weight_dtype = weights.dtype
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(*inputs)
+    def forward(ctx, values: List[float], *inputs: torch.Tensor):
         return weighted_sum(inputs, values)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grad_weights = None
+        return (None, *(grad for _ in ctx.needs_input_grad[1:]))
+
+
+class FanOut(torch.autograd.Function):
+    """One view of a node output ``y_i`` per edge ``i -> j`` leaving it.
+
+    Backward receives ``g_j = dL/dx_j`` from every consumer at once, so it
+    can form ``dL/dy_i = sum_j w_ij g_j`` with one fused accumulation instead
+    of a scaled copy per edge plus autograd's own sums, and the edge
+    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, values: List[float],
+                source: torch.Tensor):
+        ctx.values = values
+        ctx.weight_dtype = weights.dtype
+        ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
-            grad = grad.contiguous()
+            ctx.save_for_backward(source)
+        return tuple(source.view_as(source) for _ in values)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        grad_weights = grad_source = None
+        if ctx.needs_input_grad[0]:
+            source, = ctx.saved_tensors
+            zero = source.new_zeros((), dtype=torch.float32)
             grad_weights = torch.stack([
-                _dot(grad, y.contiguous()) for y in ctx.saved_tensors
+                zero if g is None else _dot(g.contiguous(), source)
+                for g in grads
             ]).to(ctx.weight_dtype)
-        grad_inputs = []
-        for w, needed in zip(ctx.values, ctx.needs_input_grad[1:]):
-            if not needed or w == 0.0:
-                grad_inputs.append(None)
-            else:
-                grad_inputs.append(grad if w == 1.0 else grad * w)
-        return (grad_weights, *grad_inputs)
+        if ctx.needs_input_grad[2]:
+            terms = [(g, w) for g, w in zip(grads, ctx.values)
+                     if g is not None and w != 0.0]
+            if terms:
+                grad_source = weighted_sum(*zip(*terms))
+        return grad_weights, None, grad_source
 
 
 def _pack(tensor: torch.Tensor):
@@ -136,6 +167,10 @@ class StageGraph(nn.Module):
             self.edge_mask[:, j].nonzero().flatten().tolist()
             for j in range(num_nodes)
         ]
+        self._consumers: List[List[int]] = [
+            self.edge_mask[i].nonzero().flatten().tolist()
+            for i in range(num_nodes)
+        ]
 
     # -- behave like the nn.Sequential ResLayer it replaces ----------------
     def __len__(self) -> int:
@@ -158,29 +193,45 @@ class StageGraph(nn.Module):
                 enumerate(self._sources) for i in srcs]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.edge_weights
-        values = weights.detach().tolist()
+        values = self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
-        outputs = [self[0](x)]
+        feeds: List[List[torch.Tensor]] = [[] for _ in range(len(self) + 1)]
+        self._fan_out(0, self[0](x), values, track, feeds)
         for j in range(1, len(self) + 1):
-            srcs = self._sources[j]
-            inputs = [outputs[i] for i in srcs]
-            fixed_identity = (not self.learnable and len(srcs) == 1
-                              and values[srcs[0]][j] == 1.0)
-            if fixed_identity:
-                node_in = inputs[0]
+            weights = [values[i][j] for i in self._sources[j]]
+            if self._is_fixed_identity(weights):
+                node_in = feeds[j][0]  # exactly ResNet's residual stream
             else:
-                node_in = WeightedSum.apply(weights[srcs, j], *inputs)
+                node_in = WeightedSum.apply(weights, *feeds[j])
             if j == len(self):
                 return node_in
-            if track and not fixed_identity:
-                setattr(node_in, _RECIPE,
-                        (inputs, [values[i][j] for i in srcs]))
+            if track and node_in is not feeds[j][0]:
+                # the block's first layers save their input for backward:
+                # keep the recipe instead and rebuild the sum then
+                setattr(node_in, _RECIPE, (feeds[j], weights))
                 with recompute_sums():
-                    outputs.append(self[j](node_in))
+                    output = self[j](node_in)
                 delattr(node_in, _RECIPE)
             else:
-                outputs.append(self[j](node_in))
+                output = self[j](node_in)
+            self._fan_out(j, output, values, track, feeds)
+
+    def _is_fixed_identity(self, weights: List[float]) -> bool:
+        return not self.learnable and weights == [1.0]
+
+    def _fan_out(self, i: int, output: torch.Tensor, values: List[list],
+                 track: bool, feeds: List[List[torch.Tensor]]) -> None:
+        """Hand node ``i``'s output to the nodes it feeds; when training,
+        through a :class:`FanOut` so that its gradients meet in one place."""
+        consumers = self._consumers[i]
+        weights = [values[i][j] for j in consumers]
+        if track and consumers and not self._is_fixed_identity(weights):
+            parts = FanOut.apply(self.edge_weights[i, consumers], weights,
+                                 output)
+        else:
+            parts = [output] * len(consumers)
+        for j, part in zip(consumers, parts):
+            feeds[j].append(part)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,

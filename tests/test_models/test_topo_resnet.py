@@ -149,15 +149,27 @@ def test_learnable_edges_get_gradients_and_masked_edges_never_change():
     assert not torch.equal(before, model.layer2.edge_weights)
 
 
-def test_weighted_sum_gradcheck():
-    from mmtopo.models.graph import WeightedSum
+def test_fan_out_and_weighted_sum_gradcheck():
+    """The two halves of an edge: sources fan out, nodes sum their inputs;
+    weights with zeros and ones take the shortcuts."""
+    from mmtopo.models.graph import FanOut, WeightedSum
+
+    def two_nodes(w, *ys):
+        values = w.detach().tolist()
+        parts = [FanOut.apply(w[i], values[i], y) for i, y in enumerate(ys)]
+        return tuple(
+            WeightedSum.apply([row[j] for row in values],
+                              *(p[j] for p in parts)) for j in range(2))
+
     torch.manual_seed(0)
     ys = [torch.randn(2, 3, 4, 4, dtype=torch.double, requires_grad=True)
           for _ in range(3)]
-    for values in ([0.3, -1.2, 0.7], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0],
-                   [1.0, 1.0, 0.5]):
+    for values in ([[0.3, 1.0], [-1.2, 0.0], [0.7, 0.5]],
+                   [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]],
+                   [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+                   [[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]]):
         w = torch.tensor(values, dtype=torch.double, requires_grad=True)
-        assert torch.autograd.gradcheck(WeightedSum.apply, (w, *ys))
+        assert torch.autograd.gradcheck(two_nodes, (w, *ys))
 
 
 def test_gradients_match_a_naive_reference():

@@ -104,13 +104,14 @@ def test_toy_faster_rcnn_train_then_test(toy_data, tmp_path):
 
 
 def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
-    """Measured: bbox / segm mAP about 0.9 / 0.8 after 4 epochs."""
+    """Measured after 4 epochs, seeds 0 / 1 / 2: bbox mAP 0.726 / 0.632 /
+    0.753, segm mAP 0.847 / 0.726 / 0.760 (the test runs seed 0)."""
     work = tmp_path / 'mask'
     run([sys.executable, 'tools/train.py', str(TOY_MASK), '--work-dir',
          str(work), '--cfg-options', *data_options(toy_data, epochs=4)])
     metrics = metrics_of(work)
-    assert metrics['coco/bbox_mAP'] > 0.6
-    assert metrics['coco/segm_mAP'] > 0.5
+    assert metrics['coco/bbox_mAP'] > 0.5
+    assert metrics['coco/segm_mAP'] > 0.55
 
 
 def test_mmdet_own_train_py_with_custom_imports(toy_data, tmp_path):

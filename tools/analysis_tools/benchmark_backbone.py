@@ -23,11 +23,11 @@ os.environ.setdefault('MALLOC_MMAP_THRESHOLD_', '65536')
 
 import torch  # noqa: E402
 from mmdet.models.backbones import ResNet  # noqa: E402
-from mmengine.analysis import FlopAnalyzer, parameter_count  # noqa: E402
-from mmengine.analysis.jit_handles import get_shape  # noqa: E402
+from mmengine.analysis import parameter_count  # noqa: E402
 
 import mmtopo  # noqa: E402,F401
 from mmtopo.models import TopoResNet  # noqa: E402
+from mmtopo.utils.complexity import count_flops  # noqa: E402
 
 TOPOLOGIES = dict(
     residual=dict(type='residual'),
@@ -42,23 +42,6 @@ def build(name: str, depth: int) -> torch.nn.Module:
     if name == 'stock':
         return ResNet(depth=depth, norm_eval=False)
     return TopoResNet(depth=depth, topology=TOPOLOGIES[name])
-
-
-def weighted_sum_flops(inputs, outputs):
-    """Multiply-adds of one aggregation: one per input and output element.
-    mmengine's counter does not know the custom autograd function."""
-    numel = 1
-    for d in get_shape(outputs[0]):
-        numel *= d
-    return numel * (len(inputs) - 1)  # inputs[0] is the weight vector
-
-
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    model.eval()  # mmdet's ResNet.train() returns None: no chaining
-    analyzer = FlopAnalyzer(model, (x, ))
-    analyzer.set_op_handle('prim::PythonOp.WeightedSum', weighted_sum_flops)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return analyzer.total()
 
 
 def step(model, x):
@@ -151,7 +134,7 @@ def main():
             infer_s=times[name]['infer'],
             peak_mem=peaks[name],
             params=parameter_count(model)[''],
-            flops=count_flops(model, flops_x),
+            flops=count_flops(model, (flops_x, )),
         )
     base = results['stock']
     print(f'ResNet-{args.depth}, batch {args.batch_size}, '

@@ -76,21 +76,18 @@ def train(task, config, seed, data, work_dir: Path) -> dict:
 def complexity(config: str, input_shape) -> tuple:
     """Parameters and FLOPs of the whole model (aggregations counted)."""
     import torch
-    from mmengine.analysis import FlopAnalyzer, parameter_count
+    from mmengine.analysis import parameter_count
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
-    sys.path.insert(0, str(Path(__file__).parent))
-    from benchmark_backbone import weighted_sum_flops
+
+    from mmtopo.utils.complexity import count_flops
 
     cfg = Config.fromfile(str(REPO / config))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
-    model.eval()
-    analyzer = FlopAnalyzer(model, (torch.randn(1, *input_shape), ))
-    analyzer.set_op_handle('prim::PythonOp.WeightedSum', weighted_sum_flops)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    flops = count_flops(model, (torch.randn(1, *input_shape), ))
     edges = sum(int(s.edge_mask.sum()) for s in model.backbone.stages)
-    return parameter_count(model)[''], analyzer.total(), edges
+    return parameter_count(model)[''], flops, edges
 
 
 def main():
