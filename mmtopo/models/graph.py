@@ -192,6 +192,17 @@ class StageGraph(nn.Module):
         return [(i, j, float(weights[i, j])) for j, srcs in
                 enumerate(self._sources) for i in srcs]
 
+    def connects_input_to_output(self) -> bool:
+        """Whether some path of non-zero edges leads from the first block to
+        the stage output; if none does, the output is constant zero."""
+        weights = self.edge_weights.detach()
+        reached = {0}
+        for j in range(1, len(self) + 1):
+            if any(i in reached and weights[i, j] != 0
+                   for i in self._sources[j]):
+                reached.add(j)
+        return len(self) in reached
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()

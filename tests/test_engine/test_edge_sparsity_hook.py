@@ -284,6 +284,27 @@ def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):
     assert not wrapper.optimizer._optimizer_step_post_hooks
 
 
+def test_a_stage_pruned_apart_is_reported_once(caplog):
+    model = ToyClassifier()  # 2 blocks a stage: edges 0->1, 0->2, 1->2
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0, interval=1)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    stages = model.backbone.stages
+    with torch.no_grad():
+        stages[0].edge_weights[[0, 1], [1, 2]] = 0.  # 0->2 still carries
+        stages[1].edge_weights[[0, 1], [2, 2]] = 0.  # nothing reaches 2
+        stages[2].edge_weights[[0, 0], [1, 2]] = 0.  # 1->2 but 1 is cut off
+    with caplog.at_level(logging.WARNING, logger='test'):
+        hook.after_train_iter(runner, 0)
+        hook.after_train_iter(runner, 1)
+    warned = [r.message for r in caplog.records]
+    assert len(warned) == 2
+    assert 'every path through backbone.layer2 is pruned' in warned[0]
+    assert 'lambda_=1.0' in warned[0]
+    assert 'every path through backbone.layer3 is pruned' in warned[1]
+
+
 @pytest.mark.parametrize('kwargs,words', [
     (dict(lambda_=-0.1), 'lambda_ must be a finite number >= 0, got -0.1'),
     (dict(lambda_=float('nan')), 'lambda_'),

@@ -73,6 +73,7 @@ class EdgeSparsityHook(Hook):
         self._stages: List[Tuple[str, StageGraph]] = []
         self._handles: list = []
         self._lambda_now = 0.0
+        self._disconnected: set = set()
 
     # -- the schedule ------------------------------------------------------
     def lambda_at(self, step: int) -> float:
@@ -157,6 +158,18 @@ class EdgeSparsityHook(Hook):
         hub.update_scalar('train/topo/lambda', self._lambda_now)
         for key, value in self.edge_stats().items():
             hub.update_scalar(f'train/topo/{key}', value)
+        self._warn_disconnected(runner)
+
+    def _warn_disconnected(self, runner) -> None:
+        """Say once per stage when pruning has cut every path through it."""
+        for name, stage in self._stages:
+            if name in self._disconnected or stage.connects_input_to_output():
+                continue
+            self._disconnected.add(name)
+            runner.logger.warning(
+                f'EdgeSparsityHook: every path through {name} is pruned, so '
+                f'its output is constant zero (lambda_={self.lambda_}); a '
+                'smaller lambda_ or a target_ratio keeps it connected.')
 
     def edge_stats(self) -> Dict[str, float]:
         """L1 norm, active (non-zero) edges and their ratio, in all and per
