@@ -39,13 +39,25 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
             m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
-def run_tool(args, timeout: float = 600,
+def check_edge_regularisation(cfg, model) -> None:
+    """A config with learnable edges carries the sparsity hook and exempts
+    the edges from weight decay; one without learnable edges has no hook."""
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    learnable = any(s.learnable for s in model.backbone.stages)
+    assert learnable == ('EdgeSparsityHook' in hooks)
+    if learnable:
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
+            'edge_weights'].decay_mult == 0
+
+
+def run_tool(args, timeout: float = 600, check: bool = False,
              **kwargs) -> subprocess.CompletedProcess:
     """Run a command from the repository root in a process group of its own.
 
     A run that outlives ``timeout`` is killed with everything it started
     (torchrun's workers included) and the test fails with its output, so a
-    hung rank costs minutes, not the whole CI budget.
+    hung rank costs minutes, not the whole CI budget. With ``check``, a
+    non-zero exit fails the test with the output's tail.
     """
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -56,6 +68,9 @@ def run_tool(args, timeout: float = 600,
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f'{args} still running after {timeout}s\n'
+                    f'{out[-3000:]}\n{err[-5000:]}')
+    if check and proc.returncode != 0:
+        pytest.fail(f'{args} exited with {proc.returncode}\n'
                     f'{out[-3000:]}\n{err[-5000:]}')
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 

@@ -210,13 +210,14 @@ class StageGraph(nn.Module):
         self._fan_out(0, self[0](x), values, track, feeds)
         for j in range(1, len(self) + 1):
             weights = [values[i][j] for i in self._sources[j]]
-            if self._is_fixed_identity(weights):
+            identity = self._is_fixed_identity(weights)
+            if identity:
                 node_in = feeds[j][0]  # exactly ResNet's residual stream
             else:
                 node_in = WeightedSum.apply(weights, *feeds[j])
             if j == len(self):
                 return node_in
-            if track and node_in is not feeds[j][0]:
+            if track and not identity:
                 # the block's first layers save their input for backward:
                 # keep the recipe instead and rebuild the sum then
                 setattr(node_in, _RECIPE, (feeds[j], weights))

@@ -34,13 +34,13 @@ def bind_gloo_to_loopback() -> None:
         return
     master = os.environ.get('MASTER_ADDR', '127.0.0.1')
     try:
-        is_loopback = ipaddress.ip_address(
-            socket.gethostbyname(master)).is_loopback
+        if not ipaddress.ip_address(socket.gethostbyname(master)).is_loopback:
+            return
     except (OSError, ValueError):
         return
     loopback = [name for _, name in socket.if_nameindex()
                 if name.startswith('lo')]
-    if is_loopback and loopback:
+    if loopback:
         os.environ['GLOO_SOCKET_IFNAME'] = loopback[0]
 
 

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.digits import export_digits
-from tests.helpers import REPO, run_tool
+from tests.helpers import REPO, check_edge_regularisation, run_tool
 
 CONFIGS = sorted((REPO / 'configs' / 'cls').glob('*.py'))
 DIGITS = REPO / 'configs/cls/topo_resnet18_cifar_digits.py'
@@ -29,12 +29,7 @@ def test_every_classification_config_builds(config):
     cfg = Config.fromfile(str(config))
     model = build_classifier(cfg)
     assert type(model.backbone).__name__.startswith('TopoResNet')
-    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    learnable = any(s.learnable for s in model.backbone.stages)
-    assert learnable == ('EdgeSparsityHook' in hooks)
-    if learnable:
-        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
-            'edge_weights'].decay_mult == 0
+    check_edge_regularisation(cfg, model)
     size = 32 if 'cifar' in config.name else 64
     model.eval()
     with torch.no_grad():
@@ -48,12 +43,10 @@ def test_digits_classifier_trains(tmp_path):
     root = export_digits(tmp_path / 'digits')
     work = tmp_path / 'work'
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable)
-    proc = run_tool(
-        [sys.executable, 'tools/train.py', str(DIGITS), '--work-dir',
-         str(work), '--cfg-options'] +
-        [f'{s}_dataloader.dataset.data_root={root}'
-         for s in ('train', 'val', 'test')], env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = [f'{s}_dataloader.dataset.data_root={root}'
+            for s in ('train', 'val', 'test')]
+    run_tool([sys.executable, 'tools/train.py', str(DIGITS), '--work-dir',
+              str(work), '--cfg-options', *data], check=True, env=env)
     log = sorted(work.glob('*/vis_data/scalars.json'))[-1]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     top1 = [r['accuracy/top1'] for r in rows if 'accuracy/top1' in r][-1]
@@ -70,22 +63,18 @@ def test_digits_classifier_trains(tmp_path):
     assert sum(correct) >= len(images) - 1
 
     # the same tools evaluate it, and train it on 2 CPU processes
-    data = [f'{s}_dataloader.dataset.data_root={root}'
-            for s in ('train', 'val', 'test')]
     proc = run_tool(
         [sys.executable, 'tools/test.py', str(DIGITS),
          str(work / 'epoch_10.pth'), '--work-dir', str(tmp_path / 'test'),
-         '--cfg-options', *data], env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+         '--cfg-options', *data], check=True, env=env)
     tested = float(re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout +
                               proc.stderr)[-1])
     assert tested == pytest.approx(top1, abs=1e-3)
-    proc = run_tool(
+    run_tool(
         ['bash', 'tools/dist_train.sh', str(DIGITS), '2', '--work-dir',
          str(tmp_path / 'dist'), '--cfg-options', *data,
          'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-         'train_dataloader.dataset.indices=256'], env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+         'train_dataloader.dataset.indices=256'], check=True, env=env)
     assert (tmp_path / 'dist' / 'epoch_1.pth').exists()
 
 

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.toy_coco import make_toy_coco
-from tests.helpers import REPO, run_tool
+from tests.helpers import REPO, check_edge_regularisation, run_tool
 
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py')
                  if 'cls' not in p.parts and not p.name.startswith('_'))
@@ -42,9 +42,8 @@ def data_options(root, epochs=None):
     return opts
 
 
-def run(args, timeout=600):
-    proc = run_tool(args, timeout=timeout, env=ENV)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+def run(args):
+    proc = run_tool(args, check=True, env=ENV)
     return proc.stdout + proc.stderr
 
 
@@ -61,13 +60,7 @@ def test_every_detection_config_builds(config):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'TopoResNet'
-    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    learnable = any(s.learnable for s in model.backbone.stages)
-    # learnable edges come with the sparsity hook and no weight decay
-    assert learnable == ('EdgeSparsityHook' in hooks)
-    if learnable:
-        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
-            'edge_weights'].decay_mult == 0
+    check_edge_regularisation(cfg, model)
 
 
 def test_toy_faster_rcnn_train_then_test(toy_data, tmp_path):
@@ -161,8 +154,7 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3),
     run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
          str(work), '--cfg-options', *data_options(toy_data, epochs=1),
          'train_dataloader.dataset.indices=40',
-         'val_dataloader.dataset.indices=8'],
-        timeout=600)
+         'val_dataloader.dataset.indices=8'])
     w0 = torch.load(work / 'edges_rank0.pth')
     w1 = torch.load(work / 'edges_rank1.pth')
     assert set(w0) == {f'layer{i}' for i in range(1, 5)}
@@ -172,8 +164,7 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3),
     out = run(['bash', 'tools/dist_test.sh', str(TOY_FASTER),
                str(work / 'epoch_1.pth'), '2', '--work-dir',
                str(tmp_path / 'dist_test'), '--cfg-options',
-               *data_options(toy_data), 'test_dataloader.dataset.indices=8'],
-              timeout=600)
+               *data_options(toy_data), 'test_dataloader.dataset.indices=8'])
     assert 'coco/bbox_mAP' in out
 
 
