@@ -4,7 +4,7 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test test-all demo setup env benchmark freeze
+.PHONY: test test-all demo setup env benchmark stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
@@ -29,8 +29,21 @@ env: $(READY)
 benchmark: $(READY)
 	$(PY) tools/analysis_tools/benchmark_backbone.py --depth 50 --topology learnable
 
+## make stability: stock ResNet vs TopoResNet (residual, learnable + hook)
+## under mmdet's and mmpretrain's stock recipes, 5 seeds each (about 1 h)
+stability: $(READY)
+	$(PY) tools/analysis_tools/check_stability.py detection --out work_dirs/stability/detection.md
+	$(PY) tools/analysis_tools/check_stability.py cifar --out work_dirs/stability/cifar.md
+
+## make mutation: mutation testing of the core against the fast unit tests
+mutation: $(READY)
+	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements/mutation.txt
+	rm -rf mutants
+	$(PY) -m mutmut run --max-children 2 || true
+	$(PY) -m mutmut results
+
 ## make freeze: pin the exact versions of a working venv for reproducible setup
 freeze: $(READY)
 	{ echo '# Exact versions of a working venv (make freeze); torch pins its own CUDA deps.'; \
-	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(torch|torchvision|mmcv|nvidia-.*|cuda-.*|triton)=='; \
+	  $(PY) -m pip freeze --exclude-editable | $(PY) tools/misc/constraint_lines.py; \
 	} > requirements/constraints.txt

@@ -68,7 +68,8 @@ def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=copy.deepcopy(optim),
-        custom_hooks=[copy.deepcopy(h) for h in hooks],
+        custom_hooks=[copy.deepcopy(h) if isinstance(h, dict) else h
+                      for h in hooks],
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=checkpoint_interval,
                             by_epoch=False),

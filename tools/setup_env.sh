@@ -50,7 +50,7 @@ torchvision.ops.nms(torch.rand(2, 4), torch.rand(2), 0.5)"
 if ! "$PY" -c "$TORCH_CHECK" 2>/dev/null; then
     # Registry builds only: pip's config here also points at a local CPU-only
     # torch file (a '+cpu' local version, which pip prefers), and no
-    # torchvision exists for it (see ENVIRONMENT.md).
+    # torchvision exists for it).
     PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= \
         "${PIP[@]}" --force-reinstall --no-deps -r requirements/torch.txt
     PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= "${PIP[@]}" -r requirements/torch.txt

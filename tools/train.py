@@ -4,7 +4,8 @@ import argparse
 import os
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
-from mmtopo.utils.launch import add_common_args, build_runner, load_config
+from mmtopo.utils.launch import (add_common_args, apply_train_args,
+                                 build_runner, load_config)
 
 
 def parse_args():
@@ -27,20 +28,7 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.'
-                               'base_batch_size in the config')
-        cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    apply_train_args(cfg, args)
     build_runner(cfg, mode='train').train()
 
 

@@ -16,11 +16,23 @@ here therefore
 * does not keep the summed input of a block for backward: the block's convs
   would store it, so it is recomputed from the node outputs, which the blocks
   store anyway (:func:`recompute_sums`).
+
+Edge gradients are channel means. An edge weight scales a whole feature map
+of ``C`` channels, so its true gradient ``<dL/dx_j, y_i>`` is the sum of the
+gradients ``C`` per-channel scales (a norm layer's ``weight``) would get:
+under a learning rate tuned for convolutions and norms it moves ``C`` times
+too far, and training blows up. :class:`FanOut` therefore hands the edges
+``dL/dw / C`` (:func:`edge_grad_scale`), a fixed diagonal preconditioner:
+with SGD an edge moves like the average norm scale of its stage, and
+Adam-style optimizers do not see it at all. The sparsity hook's threshold
+``lr * lambda`` acts on the same scale, so ``lambda`` is compared with an
+edge's channel-mean gradient.
 """
 from contextlib import contextmanager
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from .topology import StageTopology
@@ -50,6 +62,12 @@ def weighted_sum(inputs: Sequence[torch.Tensor],
     for x, w in rest:
         out.add_(x, alpha=w)
     return out
+
+
+def edge_grad_scale(feature: torch.Tensor) -> float:
+    """What the true gradient of an edge carrying ``feature`` (``N, C, ...``)
+    is multiplied by before it reaches ``edge_weights.grad``: ``1 / C``."""
+    return 1.0 / feature.shape[1]
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,7 +100,8 @@ class FanOut(torch.autograd.Function):
     Backward receives ``g_j = dL/dx_j`` from every consumer at once, so it
     can form ``dL/dy_i = sum_j w_ij g_j`` with one fused accumulation instead
     of a scaled copy per edge plus autograd's own sums, and the edge
-    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products.
+    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products, handed on as channel
+    means (times :func:`edge_grad_scale`).
     """
 
     @staticmethod
@@ -104,7 +123,7 @@ class FanOut(torch.autograd.Function):
             grad_weights = torch.stack([
                 zero if g is None else _dot(g.contiguous(), source)
                 for g in grads
-            ]).to(ctx.weight_dtype)
+            ]).mul_(edge_grad_scale(source)).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
             terms = [(g, w) for g, w in zip(grads, ctx.values)
                      if g is not None and w != 0.0]
@@ -133,23 +152,29 @@ def recompute_sums() -> Iterator[None]:
         yield
 
 
-class StageGraph(nn.Module):
-    """A ResNet stage whose blocks are the nodes of a DAG (DESIGN.md §1).
+class StageGraph(BaseModule):
+    """A ResNet stage whose blocks are the nodes of a DAG.
 
     Node 0 is the first block (stride and channel change); node ``j`` in
     ``1..n-1`` runs block ``j`` on the weighted sum of its inputs; node ``n``
     is the weighted sum returned as the stage output.
 
     The blocks are registered as ``'0'``, ``'1'``, ... so parameter names
-    match mmdet's ``ResLayer`` and stock checkpoints load unchanged.
+    match mmdet's ``ResLayer`` and stock checkpoints load unchanged. Like
+    ``ResLayer`` it is a ``BaseModule``, so mmengine's ``init_weights``
+    reaches the blocks' own ``init_cfg`` (``zero_init_residual``).
 
     Args:
         blocks: the stage's blocks, in order.
         topology: the edge mask, initial weights and whether they learn.
+        init_cfg: mmengine initialisation of the stage itself.
     """
 
-    def __init__(self, blocks: Sequence[nn.Module], topology: StageTopology):
-        super().__init__()
+    def __init__(self,
+                 blocks: Sequence[nn.Module],
+                 topology: StageTopology,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         num_nodes = len(blocks) + 1
         if topology.mask.shape != (num_nodes, num_nodes):
             raise ValueError(

@@ -5,7 +5,10 @@ import os
 import os.path as osp
 import socket
 
+from typing import Optional
+
 import torch
+from mmengine import fileio
 from mmengine.config import Config, DictAction
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
@@ -68,32 +71,61 @@ def use_gloo_without_cuda(cfg: Config) -> None:
             timeout=datetime.timedelta(seconds=timeout))
 
 
-def _dataset_paths(dataset: dict):
-    """(field, path) of the files a dataset config reads."""
-    if 'dataset' in dataset:  # wrappers: RepeatDataset, ClassBalanced...
-        yield from _dataset_paths(dataset['dataset'])
+def _dataset_paths(dataset: dict, backend_args: Optional[dict] = None):
+    """(field, path, backend_args) of the files a dataset config reads,
+    through dataset wrappers (``dataset``) and concatenations
+    (``datasets``)."""
+    backend_args = dataset.get('backend_args', backend_args)
+    if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, ...
+        for field, path, args in _dataset_paths(dataset['dataset'],
+                                                backend_args):
+            yield f'dataset.{field}', path, args
+        return
+    if 'datasets' in dataset:  # ConcatDataset
+        for k, child in enumerate(dataset['datasets']):
+            for field, path, args in _dataset_paths(child, backend_args):
+                yield f'datasets.{k}.{field}', path, args
         return
     root = dataset.get('data_root') or ''
+
+    def join(part):
+        return fileio.join_path(root, part, backend_args=backend_args) \
+            if root else part
+
     if dataset.get('ann_file'):
-        yield 'ann_file', osp.join(root, dataset['ann_file'])
+        yield 'ann_file', join(dataset['ann_file']), backend_args
     prefix = dataset.get('data_prefix') or {}
     if isinstance(prefix, str):  # mmpretrain's folder datasets
-        yield 'data_prefix', osp.join(root, prefix)
+        yield 'data_prefix', join(prefix), backend_args
         return
     for key in ('img', 'img_path', 'seg'):
         if prefix.get(key):
-            yield f'data_prefix.{key}', osp.join(root, prefix[key])
+            yield f'data_prefix.{key}', join(prefix[key]), backend_args
+
+
+def _exists(path: str, backend_args: Optional[dict]) -> bool:
+    """Whether ``path`` exists on its storage backend (local disk, or the
+    one ``backend_args`` / the path's prefix names); True when the backend
+    cannot tell (HTTP has no listing), so a valid remote root is never
+    refused."""
+    backend = fileio.get_file_backend(path, backend_args=backend_args)
+    try:
+        return backend.exists(path)
+    except (AttributeError, NotImplementedError):
+        return True
 
 
 def check_data_files(cfg: Config, loaders=('train', 'val', 'test')) -> None:
     """Fail before any model is built if a data file or folder is missing,
-    naming the config field and the path."""
+    naming the config field and the path. Paths are checked through
+    mmengine's ``fileio`` with the dataset's ``backend_args``, so remote
+    roots (``s3://``, a registered backend) are checked where they live."""
     for split in loaders:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
             continue
-        for field, path in _dataset_paths(loader['dataset']):
-            if not osp.exists(path):
+        for field, path, backend_args in _dataset_paths(loader['dataset']):
+            if not _exists(path, backend_args):
                 raise FileNotFoundError(
                     f'{split}_dataloader.dataset.{field}: {path!r} does not '
                     'exist')
@@ -109,6 +141,29 @@ def load_config(args) -> Config:
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def apply_train_args(cfg: Config, args) -> None:
+    """What tools/train.py's ``--amp``, ``--auto-scale-lr`` and ``--resume``
+    change in the config, as in mmdet's tools/train.py."""
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                '--amp needs a CUDA device: mmengine\'s AmpOptimWrapper '
+                'does not run on CPU')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.'
+                               'base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
 
 
 def add_common_args(parser) -> None:

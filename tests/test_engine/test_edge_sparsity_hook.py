@@ -32,6 +32,13 @@ def edge_params(model):
     return [s.edge_weights for s in model.backbone.stages]
 
 
+def masked_edges(model):
+    """The weights of the edges in the graphs (not the always-zero rest of
+    the matrices), as one flat tensor."""
+    return torch.cat([s.edge_weights.detach()[s.edge_mask]
+                      for s in model.backbone.stages])
+
+
 def test_update_is_soft_threshold_with_lr_mult():
     torch.manual_seed(0)
     model = ToyClassifier()
@@ -43,10 +50,11 @@ def test_update_is_soft_threshold_with_lr_mult():
     hook = EdgeSparsityHook(lambda_=2.0)
     runner = fake_runner(model, wrapper)
     hook.before_train(runner)
-    # weights that cross zero, stay at zero, or just shrink
+    # weights that cross zero, stay at zero, or just shrink (0 -> 2 keeps
+    # the stage connected)
     with torch.no_grad():
         model.backbone.layer1.edge_weights[0, 1] = 0.01
-        model.backbone.layer1.edge_weights[0, 2] = -0.015
+        model.backbone.layer1.edge_weights[0, 2] = -0.5
         model.backbone.layer1.edge_weights[1, 2] = 0.0
     x, y = batch()
     crossed = 0
@@ -63,8 +71,9 @@ def test_update_is_soft_threshold_with_lr_mult():
             sgd = w0 - lr * g
             expected = torch.sign(sgd) * torch.clamp(sgd.abs() - lr * 2.0,
                                                      min=0)
+            # SGD may fuse its multiply-add: equal up to one rounding
             torch.testing.assert_close(w.detach(), expected, atol=1e-7,
-                                       rtol=0)
+                                       rtol=2**-23)
             crossed += int(((expected == 0) & (sgd != 0)).sum())
     assert crossed > 0  # some weights were set to exactly zero
     hook.after_train(runner)
@@ -88,29 +97,39 @@ def test_only_iterations_that_step_are_thresholded():
             assert spy.call_count == (it + 1) // 2, it
 
 
-def test_amp_skipped_step_applies_nothing():
-    torch.manual_seed(0)
-    model = ToyClassifier()
+def _amp_wrapper(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with mock.patch('mmengine.optim.optimizer.amp_optimizer_wrapper.'
                     'is_cuda_available', return_value=True):
         from mmengine.optim import AmpOptimWrapper
         wrapper = AmpOptimWrapper(optimizer=optimizer)
     wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=2.0**4)
-    hook = EdgeSparsityHook(lambda_=1.0)
-    runner = fake_runner(model, wrapper)
-    hook.before_train(runner)
-    hook.before_train_iter(runner, 0)
+    return wrapper
+
+
+def test_amp_skipped_step_applies_nothing():
+    """A step the loss scaler skips changes nothing; the next real step is
+    exactly the soft threshold of what plain AMP SGD (a lambda_=0 twin) gives."""
     x, y = batch()
-    before = [w.detach().clone() for w in edge_params(model)]
-    loss = model(x, y, mode='loss')['loss'] * float('inf')
-    wrapper.update_params(loss)  # inf gradients: the scaler skips the step
-    assert wrapper.loss_scaler.get_scale() < 2.0**4
-    for w, b in zip(edge_params(model), before):
-        assert torch.equal(w.detach(), b)
-    wrapper.update_params(model(x, y, mode='loss')['loss'])
-    assert any(not torch.equal(w.detach(), b)
-               for w, b in zip(edge_params(model), before))
+    edges = {}
+    for lam in (1.0, 0.0):
+        torch.manual_seed(0)
+        model = ToyClassifier()
+        wrapper = _amp_wrapper(model)
+        hook = EdgeSparsityHook(lambda_=lam)
+        runner = fake_runner(model, wrapper)
+        hook.before_train(runner)
+        hook.before_train_iter(runner, 0)
+        before = masked_edges(model)
+        loss = model(x, y, mode='loss')['loss'] * float('inf')
+        wrapper.update_params(loss)  # inf gradients: the scaler skips it
+        assert wrapper.loss_scaler.get_scale() < 2.0**4
+        assert torch.equal(masked_edges(model), before)
+        wrapper.update_params(model(x, y, mode='loss')['loss'])
+        edges[lam] = masked_edges(model)
+    expected = torch.nn.functional.softshrink(edges[0.0], 0.1 * 1.0)
+    assert torch.equal(edges[1.0], expected)
+    assert (edges[1.0] != edges[0.0]).all()
 
 
 def _ddp_worker(rank, world_size, port, out_dir):
@@ -119,19 +138,20 @@ def _ddp_worker(rank, world_size, port, out_dir):
     torch.distributed.init_process_group(
         'gloo', rank=rank, world_size=world_size,
         timeout=datetime.timedelta(seconds=120))
-    torch.manual_seed(0)
-    model = ToyClassifier()
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
-    wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
-    hook = EdgeSparsityHook(lambda_=0.5)
-    runner = fake_runner(ddp, wrapper)
-    hook.before_train(runner)
-    for it in range(5):
-        hook.before_train_iter(runner, it)
-        x, y = batch(seed=10 * it + rank)  # each rank its own data
-        wrapper.update_params(ddp(x, y, mode='loss')['loss'])
-    torch.save([w.detach() for w in edge_params(model)],
-               os.path.join(out_dir, f'rank{rank}.pth'))
+    for lam in (0.5, 0.0):
+        torch.manual_seed(0)
+        model = ToyClassifier()
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
+        hook = EdgeSparsityHook(lambda_=lam)
+        runner = fake_runner(ddp, wrapper)
+        hook.before_train(runner)
+        for it in range(5):
+            hook.before_train_iter(runner, it)
+            x, y = batch(seed=10 * it + rank)  # each rank its own data
+            wrapper.update_params(ddp(x, y, mode='loss')['loss'])
+        torch.save(masked_edges(model),
+                   os.path.join(out_dir, f'lambda{lam}_rank{rank}.pth'))
     torch.distributed.destroy_process_group()
 
 
@@ -141,11 +161,13 @@ def test_ddp_ranks_stay_bit_identical(tmp_path):
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path)))
-    w0 = torch.load(tmp_path / 'rank0.pth')
-    w1 = torch.load(tmp_path / 'rank1.pth')
-    assert any((w == 0).any() for w in w0)
-    for a, b in zip(w0, w1):
-        assert torch.equal(a, b)
+    runs = {lam: [torch.load(tmp_path / f'lambda{lam}_rank{r}.pth')
+                  for r in (0, 1)] for lam in (0.5, 0.0)}
+    for lam, (rank0, rank1) in runs.items():
+        assert torch.equal(rank0, rank1), lam
+    pruned, plain = runs[0.5][0], runs[0.0][0]
+    assert (plain != 0).all()  # SGD alone zeroes no edge
+    assert 0 < (pruned == 0).sum() < pruned.numel()
 
 
 def _train(tmp_path, lambda_, iters=200):
@@ -203,12 +225,13 @@ def _steps(model, wrapper, hook, start, stop):
     hook.after_train(runner)
 
 
-def _fresh(seed=0):
+def _fresh(seed=0, lambda_=2.0):
     torch.manual_seed(seed)
     model = ToyClassifier()
     wrapper = OptimWrapper(
         torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
-    return model, wrapper, EdgeSparsityHook(lambda_=0.5, begin=3, warmup=8)
+    return model, wrapper, EdgeSparsityHook(lambda_=lambda_, begin=3,
+                                            warmup=8)
 
 
 def test_resume_mid_schedule_continues_exactly(tmp_path):
@@ -228,7 +251,10 @@ def test_resume_mid_schedule_continues_exactly(tmp_path):
     _steps(resumed, resumed_wrapper, resumed_hook, 6, 12)
     for a, b in zip(edge_params(model), edge_params(resumed)):
         assert torch.equal(a, b)
-    assert any((w == 0).any() for w in edge_params(resumed))
+    plain, plain_wrapper, plain_hook = _fresh(lambda_=0.0)
+    _steps(plain, plain_wrapper, plain_hook, 0, 12)
+    assert (masked_edges(plain) != 0).all()  # SGD alone zeroes no edge
+    assert (masked_edges(resumed) == 0).any()
 
 
 def test_runner_resume_keeps_the_schedule(tmp_path):
@@ -253,6 +279,14 @@ def test_runner_resume_keeps_the_schedule(tmp_path):
     assert seen['iter'] == 10
     assert seen['lambda'] == pytest.approx(0.05 * 11 / 40)
     assert torch.equal(seen['edges'], saved['backbone.layer1.edge_weights'])
+    # the saved edges are the penalised ones: a lambda_=0 run differs
+    toy_runner(tmp_path / 'plain', max_iters=10,
+               hooks=[dict(hooks[0], lambda_=0.0)]).train()
+    plain = torch.load(tmp_path / 'plain' / 'iter_10.pth')['state_dict']
+    key, mask = 'backbone.layer1.edge_weights', 'backbone.layer1.edge_mask'
+    ours = saved[key][saved[mask]]
+    theirs = plain[key][plain[mask]]
+    assert ours.abs().sum() < theirs.abs().sum()
 
 
 def test_schedule_and_target():
@@ -272,6 +306,130 @@ def test_schedule_and_target():
     hook.before_train_iter(runner, 1)
     assert hook.edge_stats()['active_ratio'] < 0.99
     assert hook._lambda_now == 0.0
+
+
+def test_by_epoch_counts_epochs_not_iterations():
+    hook = EdgeSparsityHook(lambda_=1.0, by_epoch=True, begin=1, warmup=2)
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    runner = fake_runner(model, wrapper, iteration=1000)
+    hook.before_train(runner)
+    seen = []
+    for epoch in (0, 1, 2, 3):
+        runner.epoch = epoch
+        hook.before_train_iter(runner, 0)
+        seen.append(hook._lambda_now)
+    assert seen == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_target_ratio_stops_exactly_at_the_boundary():
+    """12 edges: at 10/12 active the penalty is on for a target of 0.75, at
+    9/12 (the target itself) it is off."""
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0, target_ratio=0.75)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    stage = model.backbone.layer1
+    with torch.no_grad():
+        stage.edge_weights[0, 1] = 0.
+        stage.edge_weights[0, 2] = 0.
+    hook.before_train_iter(runner, 0)
+    assert hook.edge_stats()['active_ratio'] == 10 / 12
+    assert hook._lambda_now == 1.0
+    with torch.no_grad():
+        stage.edge_weights[1, 2] = 0.
+    hook.before_train_iter(runner, 1)
+    assert hook.edge_stats()['active_ratio'] == 0.75
+    assert hook._lambda_now == 0.0
+
+
+def test_edges_no_optimizer_holds_are_an_error():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    others = [p for n, p in model.named_parameters()
+              if 'layer3.edge' not in n]
+    wrapper = OptimWrapper(torch.optim.SGD(others, lr=0.1))
+    with pytest.raises(ValueError, match=r"no optimizer holds the edge "
+                       r"weights of \['backbone.layer3'\]"):
+        EdgeSparsityHook(lambda_=1.0).before_train(fake_runner(model,
+                                                              wrapper))
+
+
+def test_optim_wrapper_dict_thresholds_with_each_optimizer_lr():
+    """Edges held by two optimizers (as GAN / teacher-student set-ups have):
+    each step thresholds the edges of its own optimizer with its own lr."""
+    from mmengine.optim import OptimWrapperDict
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    early = [model.backbone.layer1.edge_weights,
+             model.backbone.layer2.edge_weights]
+    late = [p for p in model.parameters() if all(p is not e for e in early)]
+    wrappers = OptimWrapperDict(
+        early=OptimWrapper(torch.optim.SGD(early, lr=0.1)),
+        late=OptimWrapper(torch.optim.SGD(late, lr=0.01)))
+    hook = EdgeSparsityHook(lambda_=2.0)
+    runner = fake_runner(model, wrappers)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    x, y = batch()
+    model(x, y, mode='loss')['loss'].backward()
+    before = [w.detach().clone() for w in edge_params(model)]
+    grads = [w.grad.clone() for w in edge_params(model)]
+    wrappers['late'].step()  # thresholds layer3/layer4 only, lr 0.01
+    for k, (w, w0, g) in enumerate(zip(edge_params(model), before, grads)):
+        lr = 0.01
+        expected = (w0 if k < 2 else torch.nn.functional.softshrink(
+            w0 - lr * g, lr * 2.0))
+        # SGD may fuse its multiply-add: equal up to one rounding
+        torch.testing.assert_close(w.detach(), expected, atol=1e-7, rtol=0)
+    wrappers['early'].step()  # now layer1/layer2, lr 0.1
+    for w, w0, g in list(zip(edge_params(model), before, grads))[:2]:
+        expected = torch.nn.functional.softshrink(w0 - 0.1 * g, 0.1 * 2.0)
+        torch.testing.assert_close(w.detach(), expected, atol=1e-7, rtol=0)
+        assert not torch.equal(expected, w0)
+
+
+class TwoBackbones(torch.nn.Module):
+
+    def __init__(self, **student):
+        super().__init__()
+        self.teacher = ToyClassifier()
+        self.student = ToyClassifier(**student)
+
+
+def test_stats_of_two_backbones_keep_their_own_keys():
+    torch.manual_seed(0)
+    model = TwoBackbones()
+    with torch.no_grad():
+        model.student.backbone.layer1.edge_weights[0, 1] = 0.
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0)
+    hook.before_train(fake_runner(model, wrapper))
+    stats = hook.edge_stats()
+    assert stats['teacher.backbone.layer1/active_edges'] == 3
+    assert stats['student.backbone.layer1/active_edges'] == 2
+    assert stats['active_edges'] == 23 and stats['active_ratio'] == 23 / 24
+    assert not any(k.startswith('layer1') for k in stats)
+
+
+def test_frozen_stages_are_not_penalised_or_counted():
+    torch.manual_seed(0)
+    model = ToyClassifier(frozen_stages=1)  # layer1 and the stem frozen
+    with torch.no_grad():
+        model.backbone.layer1.edge_weights.zero_()  # would count 0/3 active
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    wrapper = OptimWrapper(torch.optim.SGD(trainable, lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0, target_ratio=0.9)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    stats = hook.edge_stats()
+    assert 'backbone.layer1/active_edges' not in stats
+    assert stats['active_ratio'] == 1.0 and stats['active_edges'] == 9
+    hook.before_train_iter(runner, 0)
+    assert hook._lambda_now == 1.0  # 9/9 active: above the target
 
 
 def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):

@@ -47,6 +47,52 @@ def test_resnext_matches_mmdet_resnext():
              TopoResNeXt(topology=LEARNABLE, **kw), torch.randn(1, 3, 64, 64))
 
 
+def _edge_free(state):
+    return {k: v for k, v in state.items() if 'edge_' not in k}
+
+
+STOCK_AND_TOPO = {
+    'resnet18': (lambda: ResNet(18),
+                 lambda t: TopoResNet(depth=18, topology=t)),
+    'resnet50': (lambda: ResNet(50),
+                 lambda t: TopoResNet(depth=50, topology=t)),
+    'resnetv1d50': (lambda: ResNetV1d(depth=50),
+                    lambda t: TopoResNetV1d(depth=50, topology=t)),
+    'resnext50': (lambda: ResNeXt(depth=50, groups=32, base_width=4),
+                  lambda t: TopoResNeXt(depth=50, groups=32, base_width=4,
+                                        topology=t)),
+}
+
+
+@pytest.mark.parametrize('topology', [dict(type='residual'), LEARNABLE],
+                         ids=['residual', 'learnable'])
+@pytest.mark.parametrize('arch', sorted(STOCK_AND_TOPO))
+def test_init_weights_from_the_same_seed_is_the_stock_init(arch, topology):
+    """From scratch too: mmengine's init reaches the blocks through the stage
+    graph, so zero_init_residual zeroes the last norm of every block."""
+    make_stock, make_topo = STOCK_AND_TOPO[arch]
+    torch.manual_seed(0)
+    stock = make_stock()
+    stock.init_weights()
+    torch.manual_seed(0)
+    topo = make_topo(topology)
+    topo.init_weights()
+    ours, theirs = _edge_free(topo.state_dict()), stock.state_dict()
+    assert sorted(ours) == sorted(theirs)
+    for name, value in theirs.items():
+        assert torch.equal(ours[name], value), name
+    # the zero init did happen, in every block (mmdet's ResNeXt has its own
+    # Bottleneck class, which its zero_init_residual does not match: there
+    # the stock backbone keeps them at 1, and so do we)
+    last_norm = 'norm2' if arch == 'resnet18' else 'norm3'
+    zeroed = arch != 'resnext50'
+    for stage in topo.stages:
+        for block in stage:
+            weight = getattr(block, last_norm).weight
+            assert not weight.any() if zeroed else (weight == 1).all()
+    assert topo.layer1[0].conv1.weight.std() > 0  # and Kaiming did too
+
+
 def test_stock_checkpoint_loads_through_init_cfg(tmp_path):
     stock = ResNet(50)
     path = tmp_path / 'resnet50.pth'
@@ -147,62 +193,6 @@ def test_learnable_edges_get_gradients_and_masked_edges_never_change():
     for stage in model.stages:
         assert (stage.edge_weights[~stage.edge_mask] == 0).all()
     assert not torch.equal(before, model.layer2.edge_weights)
-
-
-def test_fan_out_and_weighted_sum_gradcheck():
-    """The two halves of an edge: sources fan out, nodes sum their inputs;
-    weights with zeros and ones take the shortcuts."""
-    from mmtopo.models.graph import FanOut, WeightedSum
-
-    def two_nodes(w, *ys):
-        values = w.detach().tolist()
-        parts = [FanOut.apply(w[i], values[i], y) for i, y in enumerate(ys)]
-        return tuple(
-            WeightedSum.apply([row[j] for row in values],
-                              *(p[j] for p in parts)) for j in range(2))
-
-    torch.manual_seed(0)
-    ys = [torch.randn(2, 3, 4, 4, dtype=torch.double, requires_grad=True)
-          for _ in range(3)]
-    for values in ([[0.3, 1.0], [-1.2, 0.0], [0.7, 0.5]],
-                   [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]],
-                   [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
-                   [[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]]):
-        w = torch.tensor(values, dtype=torch.double, requires_grad=True)
-        assert torch.autograd.gradcheck(two_nodes, (w, *ys))
-
-
-def test_gradients_match_a_naive_reference():
-    """The fused aggregation (with recomputed sums) gives the gradients of
-    the plain formula ``x_j = sum_i w_ij y_i``."""
-    torch.manual_seed(0)
-    model = TopoResNet(depth=18, topology=dict(type='learnable', init='ones'),
-                       out_indices=(3, ))
-    x = torch.randn(2, 3, 32, 32)
-
-    def naive_stage(stage, inp):
-        ys = [stage[0](inp)]
-        w = stage.edge_weights
-        for j in range(1, len(stage) + 1):
-            s = sum(w[i, j] * ys[i] for i in range(j))
-            if j == len(stage):
-                return s
-            ys.append(stage[j](s))
-
-    def naive(inp):
-        inp = model.maxpool(model.relu(model.norm1(model.conv1(inp))))
-        for stage in model.stages:
-            inp = naive_stage(stage, inp)
-        return inp
-
-    model.zero_grad()
-    naive(x).square().mean().backward()
-    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    model(x)[0].square().mean().backward()
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, ref[name], atol=1e-6, rtol=1e-4,
-                                   msg=name)
 
 
 def test_frozen_stages_freeze_edges_too():
@@ -324,3 +314,31 @@ def test_cifar_variant_keeps_full_resolution_stem():
     assert [o.shape[1] for o in outs] == [16, 32, 64, 128]
     with pytest.raises(ValueError, match='deep_stem must be False'):
         TopoResNetCIFAR(depth=18, deep_stem=True)
+
+
+def test_export_at_the_default_threshold_drops_exact_zeros_only():
+    model = TopoResNet(depth=18, topology=dict(type='learnable',
+                                               init='uniform'))
+    with torch.no_grad():
+        model.layer2.edge_weights[0, 2] = 0.0
+        model.layer2.edge_weights[1, 2] = 1e-30  # tiny, but not pruned
+        model.layer3.edge_weights[0, 1] = -0.25
+    specs = model.export_topology()
+    assert specs[1]['edges'] == [(0, 1), (1, 2)]
+    assert specs[1]['weights'][0] == 1.0
+    assert specs[1]['weights'][1] == pytest.approx(1e-30, rel=1e-6)
+    assert specs[2]['weights'][0] == -0.25
+    assert all(s['learnable'] for s in specs)
+
+
+@pytest.mark.parametrize('topology', [
+    dict(type='complete'), dict(type='residual'),
+    dict(type='random', graph='er', p=0.6, seed=2),
+    dict(type='learnable', init='uniform')])
+def test_export_round_trips_weights_and_learnable_flag(topology):
+    model = TopoResNet(depth=34, topology=topology)
+    rebuilt = TopoResNet(depth=34, topology=model.export_topology())
+    for a, b in zip(model.stages, rebuilt.stages):
+        assert torch.equal(a.edge_mask, b.edge_mask)
+        assert torch.equal(a.edge_weights, b.edge_weights)
+        assert a.learnable == b.learnable

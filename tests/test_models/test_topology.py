@@ -132,3 +132,77 @@ def test_check_connected_names_the_stage():
     mask[0, 1] = True
     with pytest.raises(ValueError, match='stage X: node 2 has no input'):
         check_connected(mask, 'stage X')
+
+
+# --- the random graphs follow their definitions -----------------------------
+
+
+def _ring_lattice(n, k):
+    return {tuple(sorted((i, (i + d) % n))) for i in range(n)
+            for d in range(1, k // 2 + 1)}
+
+
+def test_ws_without_rewiring_is_the_ring_lattice():
+    import numpy as np
+
+    from mmtopo.models.topology import _ws_edges
+    for n, k in ((8, 2), (10, 4), (12, 6)):
+        edges = _ws_edges(n, np.random.default_rng(0), k=k, p=0.0)
+        assert set(edges) == _ring_lattice(n, k)
+        degree = np.bincount(np.array(edges).ravel(), minlength=n)
+        assert (degree == k).all()
+
+
+def test_ws_rewiring_moves_far_ends_and_keeps_the_edge_count():
+    import numpy as np
+
+    from mmtopo.models.topology import _ws_edges
+    n, k = 16, 4
+    lattice = _ring_lattice(n, k)
+    moved = []
+    for seed in range(50):
+        edges = _ws_edges(n, np.random.default_rng(seed), k=k, p=0.3)
+        assert len(set(edges)) == len(edges) == n * k // 2
+        assert all(i < j for i, j in edges)  # no loops, oriented low->high
+        moved.append(len(set(edges) - lattice) / len(edges))
+    # each edge is rewired with probability 0.3 (a few land on a lattice
+    # edge that was itself rewired away): the mean over 50 graphs of 32
+    # edges has a standard error of about 0.015
+    assert 0.2 < sum(moved) / len(moved) < 0.35
+    all_moved = _ws_edges(n, np.random.default_rng(0), k=k, p=1.0)
+    assert len(set(all_moved) - lattice) > 0.6 * len(all_moved)
+
+
+def test_ba_adds_m_edges_per_new_node_preferring_high_degree():
+    import numpy as np
+
+    from mmtopo.models.topology import _ba_edges
+    n, m = 20, 2
+    first_degree, last_degree = [], []
+    for seed in range(100):
+        edges = _ba_edges(n, np.random.default_rng(seed), m=m)
+        assert len(set(edges)) == len(edges) == (n - m) * m
+        into = np.bincount([j for _, j in edges], minlength=n)
+        assert (into[:m] == 0).all() and (into[m:] == m).all()
+        assert all(i < j for i, j in edges)
+        degree = np.bincount(np.array(edges).ravel(), minlength=n)
+        first_degree.append(degree[:m].mean())
+        last_degree.append(degree[-1])
+    # the last node only has its own m edges; the first ones collect many
+    # through preferential attachment
+    assert all(d == m for d in last_degree)
+    assert np.mean(first_degree) > 2.5 * m
+
+
+def test_er_edge_count_follows_p():
+    import numpy as np
+
+    from mmtopo.models.topology import _er_edges
+    n, p = 12, 0.3
+    counts = [len(_er_edges(n, np.random.default_rng(s), p=p))
+              for s in range(200)]
+    pairs = n * (n - 1) // 2
+    # mean of 200 binomial(66, 0.3) counts: standard error 0.26 around 19.8
+    assert abs(np.mean(counts) - p * pairs) < 1.5
+    assert _er_edges(n, np.random.default_rng(0), p=0.0) == []
+    assert len(_er_edges(n, np.random.default_rng(0), p=1.0)) == pairs

@@ -47,6 +47,19 @@ def run(args):
     return proc.stdout + proc.stderr
 
 
+def dumping_config(tmp_path, lambda_):
+    """The toy Faster R-CNN with the sparsity hook at ``lambda_`` and
+    :class:`tests.rank_dump.RankDumpHook` saving every rank's edges."""
+    cfg = tmp_path / f'toy_dump_{lambda_}.py'
+    cfg.write_text(f"""
+_base_ = '{TOY_FASTER}'
+custom_imports = dict(imports=['mmtopo', 'tests.rank_dump'])
+custom_hooks = [dict(type='EdgeSparsityHook', lambda_={lambda_}),
+                dict(type='RankDumpHook')]
+""")
+    return str(cfg)
+
+
 def metrics_of(work_dir):
     scalars = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
     rows = [json.loads(line) for line in scalars[-1].read_text().splitlines()]
@@ -144,20 +157,14 @@ default_hooks = dict(logger=dict(interval=1))
 
 def test_dist_train_two_cpu_ranks_agree(toy_data, tmp_path):
     work = tmp_path / 'dist'
-    cfg = tmp_path / 'dist_toy.py'
-    cfg.write_text(f"""
-_base_ = '{TOY_FASTER}'
-custom_imports = dict(imports=['mmtopo', 'tests.rank_dump'])
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3),
-                dict(type='RankDumpHook')]
-""")
-    run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
+    cfg = dumping_config(tmp_path, lambda_=1e-3)
+    run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
          str(work), '--cfg-options', *data_options(toy_data, epochs=1),
          'train_dataloader.dataset.indices=40',
          'val_dataloader.dataset.indices=8'])
     w0 = torch.load(work / 'edges_rank0.pth')
     w1 = torch.load(work / 'edges_rank1.pth')
-    assert set(w0) == {f'layer{i}' for i in range(1, 5)}
+    assert set(w0) == {f'backbone.layer{i}' for i in range(1, 5)}
     for key in w0:
         assert torch.equal(w0[key], w1[key]), key
     assert metrics_of(work)['coco/bbox_mAP'] >= 0
@@ -170,8 +177,9 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3),
 
 def test_resume_continues_from_the_saved_iteration(toy_data, tmp_path):
     work = tmp_path / 'resume'
-    base = [sys.executable, 'tools/train.py', str(TOY_FASTER), '--work-dir',
-            str(work), '--cfg-options', *data_options(toy_data),
+    base = [sys.executable, 'tools/train.py',
+            dumping_config(tmp_path, lambda_=0.5), '--work-dir', str(work),
+            '--cfg-options', *data_options(toy_data),
             'train_dataloader.dataset.indices=16', 'train_cfg.val_interval=10']
     run(base + ['train_cfg.max_epochs=1'])
     saved = torch.load(work / 'epoch_1.pth')
@@ -179,12 +187,15 @@ def test_resume_continues_from_the_saved_iteration(toy_data, tmp_path):
     assert 'resumed epoch: 1, iter: 4' in out
     final = torch.load(work / 'epoch_2.pth')
     assert final['meta']['iter'] == 8
-    # the edges continued from the saved ones (and kept training)
-    key = 'backbone.layer2.edge_weights'
-    assert not torch.equal(final['state_dict'][key],
-                           saved['state_dict'][key])
-    mask = final['state_dict']['backbone.layer2.edge_mask']
-    assert torch.equal(mask, saved['state_dict']['backbone.layer2.edge_mask'])
+    # the first resumed iteration starts from the saved edges, not from the
+    # initial ones (a fresh start would begin at the residual chain)
+    start = torch.load(work / 'edges_start_rank0.pth')
+    for i in range(1, 5):
+        key = f'backbone.layer{i}'
+        assert torch.equal(start[key], saved['state_dict'][f'{key}.'
+                                                           'edge_weights'])
+    chain = torch.diag(torch.ones(2), 1)
+    assert not torch.equal(start['backbone.layer1'], chain)
 
 
 @pytest.mark.parametrize('field,path', [

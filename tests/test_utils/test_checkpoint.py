@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 
 from tests.toy import toy_runner
 
@@ -13,6 +14,16 @@ from tests.toy import toy_runner
 def no_unsafe_override(monkeypatch):
     monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', raising=False)
     monkeypatch.delenv('TORCH_FORCE_WEIGHTS_ONLY_LOAD', raising=False)
+
+
+class StartRecorder(Hook):
+    """Keeps the iteration and the model's state at ``before_train``, after
+    mmengine's resume or ``load_from`` and before any step."""
+
+    def before_train(self, runner):
+        self.iter = runner.iter
+        self.state = {k: v.clone() for k, v in
+                      runner.model.state_dict().items()}
 
 
 def test_resume_and_load_from_with_default_loading(tmp_path):
@@ -24,16 +35,18 @@ def test_resume_and_load_from_with_default_loading(tmp_path):
     assert state['meta']['iter'] == 2
     assert 'message_hub' in state and 'optimizer' in state
 
-    resumed = toy_runner(tmp_path, max_iters=4, checkpoint_interval=2,
-                         resume=True)
-    resumed.train()
-    assert resumed.iter == 4
-
-    loaded = toy_runner(tmp_path / 'ft', max_iters=1, load_from=str(ckpt))
-    loaded.train()
-    assert loaded.iter == 1
-    edge = loaded.model.backbone.layer1.edge_weights
-    assert edge.shape == runner.model.backbone.layer1.edge_weights.shape
+    for resume, load_from, work in ((True, None, tmp_path),
+                                    (False, str(ckpt), tmp_path / 'ft')):
+        recorder = StartRecorder()
+        loaded = toy_runner(work, max_iters=4, checkpoint_interval=2,
+                            resume=resume, load_from=load_from,
+                            hooks=[recorder], seed=1)
+        loaded.train()
+        # resuming continues the schedule, load_from starts a new one
+        assert recorder.iter == (2 if resume else 0)
+        assert sorted(recorder.state) == sorted(state['state_dict'])
+        for key, value in state['state_dict'].items():
+            assert torch.equal(recorder.state[key], value), key
 
 
 class Payload:

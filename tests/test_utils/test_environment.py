@@ -1,10 +1,12 @@
 """The stack imports and runs: compiled mmcv ops, configs of both mm libs."""
+import re
+import subprocess
 import sys
 
 import torch
 from mmengine.config import Config
 
-from tests.helpers import run_tool
+from tests.helpers import REPO, run_tool
 
 
 def test_mmcv_ops_run_on_cpu():
@@ -64,3 +66,57 @@ def test_collect_env_reports_the_stack():
     assert env['MMCV ops'] == 'compiled'
     assert env['mmdet'] == '3.3.0'
     assert 'PyTorch' in env
+
+
+def test_install_requires_has_what_the_package_imports():
+    """setup.py's install_requires (from requirements/runtime.txt) names
+    everything ``import mmtopo`` needs, mmcv and torch included."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('mmtopo_setup',
+                                                  REPO / 'setup.py')
+    setup_module = importlib.util.module_from_spec(spec)
+    from unittest import mock
+    with mock.patch('setuptools.setup'):
+        spec.loader.exec_module(setup_module)
+    names = {re.split(r'[<>=!~ ;\[]', r)[0].lower() for r in
+             setup_module.read_requirements('requirements/runtime.txt')}
+    assert {'torch', 'mmcv', 'mmengine', 'mmdet', 'pycocotools'} <= names
+    assert 'mmpretrain' not in names  # classification only
+
+
+def test_pinned_files_hold_no_machine_paths():
+    for path in (REPO / 'requirements').glob('*.txt'):
+        for line in path.read_text().splitlines():
+            assert ' @ ' not in line and 'file:' not in line, (path, line)
+
+
+def test_freeze_filter_drops_direct_references_and_own_terms():
+    sys.path.insert(0, str(REPO / 'tools' / 'misc'))
+    try:
+        from constraint_lines import constraint_lines
+    finally:
+        sys.path.pop(0)
+    freeze = '\n'.join([
+        'mmcv @ file:///root/.cache/mmtopo/wheels/mmcv-2.1.0.whl#sha256=e4',
+        'mmdet==3.3.0', 'torch==2.13.0', 'torchvision==0.28.0',
+        'nvidia-cublas-cu13==13.0.1', 'triton==3.5.0',
+        'somepkg @ https://example.invalid/somepkg.whl', 'torchmetrics==1.4',
+        'numpy==2.4.6', '-e /work/main'])
+    assert constraint_lines(freeze) == ['mmdet==3.3.0', 'torchmetrics==1.4',
+                                        'numpy==2.4.6']
+
+
+def test_docs_and_code_cite_only_files_the_repository_has():
+    """Every markdown file named in the README, the docs and the code is
+    a file of the repository."""
+    tracked = subprocess.run(['git', 'ls-files'], cwd=REPO, text=True,
+                             capture_output=True, check=True).stdout.split()
+    for name in tracked:
+        if not name.endswith(('.py', '.md', '.sh', 'Makefile')):
+            continue
+        path = REPO / name
+        for cited in re.findall(r'[\w./-]+\.md\b', path.read_text()):
+            if cited.startswith('work_dirs/'):  # written by a command
+                continue
+            assert ((path.parent / cited).exists()
+                    or (REPO / cited).exists()), (name, cited)

@@ -25,6 +25,13 @@ class EdgeSparsityHook(Hook):
     (``accumulative_counts``), not when an AMP loss scaler skips a step, and
     identically on every DDP rank.
 
+    The edges' gradients are channel means (see :mod:`mmtopo.models.graph`),
+    so under SGD an edge steps by ``lr`` times its channel-mean gradient and
+    the threshold ``lr * lambda`` is on that same scale: an edge is pruned
+    when its channel-mean gradient stays below ``lambda`` in magnitude.
+    Stages whose edges do not train (``frozen_stages``) are left alone and
+    not counted.
+
     Args:
         lambda_ (float): the L1 strength, >= 0.
         begin (int): first iteration (epoch if ``by_epoch``) to penalise.
@@ -89,11 +96,12 @@ class EdgeSparsityHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        # frozen stages (frozen_stages, requires_grad=False) are not trained:
+        # they are neither penalised nor counted in the ratios
         self._stages = [(name, m) for name, m in model.named_modules()
-                        if isinstance(m, StageGraph) and m.learnable]
-        trainable = [(n, s) for n, s in self._stages
-                     if s.edge_weights.requires_grad]
-        if not trainable:
+                        if isinstance(m, StageGraph) and m.learnable
+                        and m.edge_weights.requires_grad]
+        if not self._stages:
             runner.logger.warning(
                 'EdgeSparsityHook: the model has no trainable edge weights '
                 '(no learnable topology, or all frozen); the hook does '
@@ -105,14 +113,15 @@ class EdgeSparsityHook(Hook):
         found = set()
         for wrapper in wrappers:
             optimizer = wrapper.optimizer
-            groups = self._edge_groups(optimizer, trainable)
+            groups = self._edge_groups(optimizer, self._stages)
             if groups:
                 found.update(id(w) for w, _ in groups)
                 self._handles.append(
                     optimizer.register_step_post_hook(
                         lambda opt, args, kwargs, groups=groups: self.
                         _proximal_step(groups)))
-        missing = [n for n, s in trainable if id(s.edge_weights) not in found]
+        missing = [n for n, s in self._stages
+                   if id(s.edge_weights) not in found]
         if missing:
             raise ValueError(
                 'EdgeSparsityHook: no optimizer holds the edge weights of '
@@ -172,17 +181,18 @@ class EdgeSparsityHook(Hook):
                 'smaller lambda_ or a target_ratio keeps it connected.')
 
     def edge_stats(self) -> Dict[str, float]:
-        """L1 norm, active (non-zero) edges and their ratio, in all and per
-        stage (``layer1/active_edges``, ...)."""
+        """L1 norm, active (non-zero) edges and their ratio over the trained
+        stages, in all and per stage, keyed by the stage's full module name
+        (``backbone.layer1/active_edges``), so two backbones in one model
+        (teacher and student, two streams) keep their own."""
         stats = {}
         total_l1, total_active, total_edges = 0.0, 0, 0
         for name, stage in self._stages:
             weights = stage.edge_weights.detach()[stage.edge_mask]
             l1 = float(weights.abs().sum())
             active = int((weights != 0).sum())
-            short = name.split('.')[-1]
-            stats[f'{short}/edge_l1'] = l1
-            stats[f'{short}/active_edges'] = active
+            stats[f'{name}/edge_l1'] = l1
+            stats[f'{name}/active_edges'] = active
             total_l1 += l1
             total_active += active
             total_edges += weights.numel()

@@ -1,0 +1,181 @@
+"""The stage graph's aggregation against the plain formula.
+
+Every test here compares the fused aggregation (FanOut / WeightedSum, sums
+recomputed in backward, shortcuts for zero and unit weights) with a naive
+``x_j = sum_i w_ij * y_i`` written in the test from the same blocks, in
+float64, with unequal weights of both signs, so that treating a weight as 1,
+dropping one, or mixing up which weight goes with which input all change the
+numbers by far more than the tolerance.
+"""
+import pytest
+import torch
+
+from mmtopo.models import TopoResNet
+from mmtopo.models.graph import (FanOut, WeightedSum, edge_grad_scale,
+                                 weighted_sum)
+
+# depth 34: stages of 3/4/6/3 blocks, so nodes have up to 6 weighted inputs
+DEPTH = 34
+BLOCKS = (3, 4, 6, 3)
+TOPOLOGIES = {
+    'learnable': dict(type='learnable', init='residual'),
+    'complete': dict(type='complete'),
+    'random': dict(type='random', graph='er', p=0.5, seed=1),
+    'custom_fixed': [
+        dict(type='custom', edges=[(0, 1), (0, 2), (1, 3), (2, 3), (0, 3)]),
+        dict(type='complete'), dict(type='residual'), dict(type='complete')],
+    'custom_learnable': [
+        dict(type='custom', edges=[(0, 1), (1, 2), (0, 2), (2, 3), (0, 3)],
+             learnable=True),
+        dict(type='custom', edges=[(0, 1), (1, 2), (2, 3), (0, 3), (3, 4),
+                                   (1, 4)], learnable=True),
+        dict(type='learnable', init='uniform'),
+        dict(type='learnable', init='ones')],
+}
+
+
+def random_signed_weights(model, seed=0):
+    """Every edge a different weight in +-[0.3, 1.3]: no two inputs of a
+    node weigh the same, none is 0 or 1."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for stage in model.stages:
+            mask = stage.edge_mask
+            magnitude = torch.rand(mask.shape, generator=gen,
+                                   dtype=torch.float64) + 0.3
+            sign = torch.randint(0, 2, mask.shape, generator=gen) * 2 - 1
+            stage.edge_weights.copy_(magnitude * sign * mask)
+
+
+def naive_forward(model, x):
+    """The stage outputs by the plain formula, from the model's modules."""
+    x = model.maxpool(model.relu(model.norm1(model.conv1(x))))
+    outs = []
+    for stage in model.stages:
+        w = stage.edge_weights
+        ys = [stage[0](x)]
+        for j in range(1, len(stage) + 1):
+            s = sum(w[i, j] * ys[i] for i in range(j) if stage.edge_mask[i, j])
+            if j == len(stage):
+                x = s
+            else:
+                ys.append(stage[j](s))
+        outs.append(x)
+    return outs
+
+
+def loss_of(outs, seed=1):
+    """A loss that weighs every element of every stage output differently."""
+    gen = torch.Generator().manual_seed(seed)
+    return sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
+               for o in outs)
+
+
+def grads(model, x, forward):
+    model.zero_grad()
+    x = x.detach().clone().requires_grad_(True)
+    outs = forward(x)
+    loss_of(outs).backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    got['input'] = x.grad.clone()
+    return [o.detach() for o in outs], got
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+@pytest.mark.parametrize('name', sorted(TOPOLOGIES))
+def test_matches_the_plain_formula_in_float64(name, with_cp):
+    torch.manual_seed(0)
+    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
+                       topology=TOPOLOGIES[name], with_cp=with_cp).double()
+    random_signed_weights(model)
+    model.train()  # batch statistics, and the sums are recomputed
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+
+    ref_outs, ref = grads(model, x, lambda inp: naive_forward(model, inp))
+    outs, got = grads(model, x, model)
+
+    assert len(outs) == 4
+    for stage, (a, b) in enumerate(zip(outs, ref_outs)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10,
+                                   msg=f'stage {stage} output')
+    channels = {f'layer{s + 1}.edge_weights': o.shape[1]
+                for s, o in enumerate(outs)}
+    for key, expected in ref.items():
+        if key in channels:  # the edges get 1 / C of the true gradient
+            expected = expected / channels[key]
+        # float64: summation order alone moves the last ~4 digits
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(got[key], expected, rtol=1e-7,
+                                   atol=1e-9 * scale, msg=key)
+    learned = [k for k in got if k in channels]
+    assert len(learned) == (4 if name.endswith('learnable') else 0)
+
+
+def test_edge_gradient_is_the_channel_mean_of_the_true_gradient():
+    y = torch.randn(2, 5, 3, 3, dtype=torch.float64)
+    g = torch.randn(2, 5, 3, 3, dtype=torch.float64)
+    w = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+    part, = FanOut.apply(w, [0.7], y)
+    part.backward(g)
+    assert edge_grad_scale(y) == 1 / 5
+    torch.testing.assert_close(w.grad, (g * y).sum().reshape(1) / 5)
+
+
+def test_fan_out_and_weighted_sum_gradcheck():
+    """The two halves of an edge: sources fan out, nodes sum their inputs;
+    weights with zeros and ones take the shortcuts."""
+    channels = 3
+
+    def two_nodes(w, *ys):
+        values = w.detach().tolist()
+        # FanOut hands the edges 1/C of their gradient; giving it C * w makes
+        # the chain rule undo that, so gradcheck sees the true gradient
+        parts = [FanOut.apply(w[i] * channels, values[i], y)
+                 for i, y in enumerate(ys)]
+        return tuple(
+            WeightedSum.apply([row[j] for row in values],
+                              *(p[j] for p in parts)) for j in range(2))
+
+    torch.manual_seed(0)
+    ys = [torch.randn(2, channels, 4, 4, dtype=torch.double,
+                      requires_grad=True) for _ in range(3)]
+    for values in ([[0.3, 1.0], [-1.2, 0.0], [0.7, 0.5]],
+                   [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]],
+                   [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+                   [[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]]):
+        w = torch.tensor(values, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(two_nodes, (w, *ys))
+
+
+@pytest.mark.parametrize('weights', [
+    [0.5, -2.0, 0.25], [1.0, 0.75, -1.5], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 3.0]])
+def test_weighted_sum_is_the_formula(weights):
+    torch.manual_seed(0)
+    xs = [torch.randn(2, 3, 4, 4, dtype=torch.float64) for _ in weights]
+    expected = sum(w * x for w, x in zip(weights, xs))
+    out = weighted_sum(xs, weights)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    live = [x for w, x in zip(weights, xs) if w != 0]
+    if [w for w in weights if w != 0] == [1.0]:
+        assert out is live[0]  # a lone unit input passes through, no copy
+    else:
+        assert all(out is not x for x in xs)  # never written into an input
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
+    """A bf16/fp16 dot product over a large map would lose the gradient (or
+    overflow); the edge gradient is accumulated in float32."""
+    torch.manual_seed(0)
+    y = torch.rand(4, 64, 32, 32) + 1.0
+    g = torch.rand(4, 64, 32, 32) + 1.0
+    w = torch.tensor([0.5], requires_grad=True)
+    part, = FanOut.apply(w, [0.5], y.to(dtype))
+    part.backward(g.to(dtype))
+    exact = (g.to(dtype).double() * y.to(dtype).double()).sum() / 64
+    assert w.grad.dtype == torch.float32
+    # float32 accumulation of 262144 products of ~2: relative error ~1e-6;
+    # a half-precision running sum would be off by far more than 1%
+    torch.testing.assert_close(w.grad.double(), exact.reshape(1), rtol=1e-4,
+                               atol=0)

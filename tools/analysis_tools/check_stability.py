@@ -1,0 +1,239 @@
+"""Does a TopoResNet train as stably as the stock ResNet under a stock recipe?
+
+Trains, over several seeds and through the libraries' own ``tools/train.py``
+(mmdet's or mmpretrain's, from the installed packages), three backbones on
+one unmodified recipe: the stock ResNet, TopoResNet with the ``residual``
+wiring, and TopoResNet ``learnable`` + ``EdgeSparsityHook``. Prints one row
+per backbone: runs that diverged (a non-finite loss, a crash, or no metric),
+the final metric, and the range of the learned edge weights.
+
+    python tools/analysis_tools/check_stability.py detection --seeds 0 1 2 3 4
+    python tools/analysis_tools/check_stability.py cifar --seeds 0 1 2 3 4
+
+``detection``: mmdet's ``faster-rcnn_r50_fpn_1x_coco.py`` as it is (SGD lr
+0.02, its warm-up and schedule, no clipping) with a depth-18 backbone from
+scratch, batch 2, on the toy shapes set at 160x160, 360 iterations.
+``cifar``: mmpretrain's ``resnet18_8xb16_cifar10.py`` as it is (SGD lr 0.1,
+batch 16) on the handwritten digits at 32x32. Only the data, the length of
+training and the backbone type change. Not part of ``make test``: each run
+trains a model (about a minute here).
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from statistics import mean, pstdev
+
+REPO = Path(__file__).resolve().parents[2]
+
+DETECTION = """
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+model = dict(
+    backbone=dict({backbone}, depth=18, init_cfg=None, norm_eval=False,
+                  frozen_stages=-1),
+    neck=dict(in_channels=[64, 128, 256, 512]))
+pipeline = [dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(160, 160), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackDetInputs')]
+test_pipeline = [dict(type='LoadImageFromFile'),
+                 dict(type='Resize', scale=(160, 160), keep_ratio=True),
+                 dict(type='LoadAnnotations', with_bbox=True),
+                 dict(type='PackDetInputs', meta_keys=(
+                     'img_id', 'img_path', 'ori_shape', 'img_shape',
+                     'scale_factor'))]
+metainfo = dict(classes=('square', 'disk', 'triangle'))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root='{data}/', ann_file='annotations/train.json',
+                 data_prefix=dict(img='train/'), metainfo=metainfo,
+                 pipeline=pipeline, indices=180))
+val_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root='{data}/', ann_file='annotations/val.json',
+                 data_prefix=dict(img='val/'), metainfo=metainfo,
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file='{data}/annotations/val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=4, val_interval=4)  # 4 x 90 = 360 iterations
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(interval=4, max_keep_ckpts=1))
+randomness = dict(seed={seed})
+{extra}
+"""
+
+CIFAR = """
+_base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+model = dict(backbone=dict({backbone}, depth=18))
+pipeline = [dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=32),
+            dict(type='RandomCrop', crop_size=32, padding=4),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+            dict(type='PackInputs')]
+test_pipeline = [dict(type='LoadImageFromFile'),
+                 dict(type='Resize', scale=32),
+                 dict(type='PackInputs')]
+data_preprocessor = dict(num_classes=10, mean=[127.5] * 3, std=[127.5] * 3,
+                         to_rgb=False)
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
+                 data_prefix='train', pipeline=pipeline))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
+                 data_prefix='val', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=3, val_interval=3)  # 3 x 90 = 270 iterations
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(interval=3, max_keep_ckpts=1))
+randomness = dict(seed={seed})
+{extra}
+"""
+
+LEARNABLE_EXTRA = """
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={{'edge_weights': dict(decay_mult=0.)}}))
+custom_hooks = [dict(type='EdgeSparsityHook', lambda_={lambda_},
+                     interval=10)]
+"""
+
+TASKS = dict(
+    detection=dict(
+        template=DETECTION, package='mmdet', metric='coco/bbox_mAP',
+        data='data/toy_coco',
+        backbones=dict(
+            stock="type='ResNet'",
+            residual="type='TopoResNet', topology=dict(type='residual')",
+            learnable="type='TopoResNet', topology=dict(type='learnable')")),
+    cifar=dict(
+        template=CIFAR, package='mmpretrain', metric='accuracy/top1',
+        data='data/digits',
+        backbones=dict(
+            stock="type='ResNet_CIFAR'",
+            residual="type='TopoResNetCIFAR', topology=dict(type='residual')",
+            learnable="type='TopoResNetCIFAR', "
+            "topology=dict(type='learnable')")),
+)
+
+
+def make_data(task: str, root: str) -> None:
+    if task == 'cifar' and not Path(root, 'val').exists():
+        from mmtopo.datasets.digits import export_digits
+        export_digits(root)
+    if task == 'detection' and not Path(root, 'annotations',
+                                        'val.json').exists():
+        from mmtopo.datasets.toy_coco import make_toy_coco
+        make_toy_coco(root)
+
+
+def library_train_py(package: str) -> Path:
+    """The installed library's own tools/train.py (shipped under .mim)."""
+    module = __import__(package)
+    return Path(module.__file__).parent / '.mim' / 'tools' / 'train.py'
+
+
+def edge_range(work_dir: Path):
+    """(min, max, active ratio) of the edges in the last checkpoint."""
+    import torch
+
+    import mmtopo  # noqa: F401  (allow-lists mmengine checkpoint types)
+    ckpts = sorted(work_dir.glob('epoch_*.pth'))
+    if not ckpts:
+        return None
+    state = torch.load(ckpts[-1], map_location='cpu')['state_dict']
+    values = torch.cat([
+        w[state[k.replace('edge_weights', 'edge_mask')].bool()]
+        for k, w in state.items() if k.endswith('edge_weights')])
+    return (float(values.min()), float(values.max()),
+            float((values != 0).float().mean()))
+
+
+def run_one(task: str, name: str, seed: int, data: str, lambda_: float,
+            work_dir: Path) -> dict:
+    spec = TASKS[task]
+    extra = LEARNABLE_EXTRA.format(lambda_=lambda_) \
+        if name == 'learnable' else ''
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = work_dir / f'{task}_{name}.py'
+    config.write_text(spec['template'].format(
+        backbone=f'dict({spec["backbones"][name]})', seed=seed,
+        data=os.path.abspath(data), extra=extra))
+    proc = subprocess.run(
+        [sys.executable, str(library_train_py(spec['package'])),
+         str(config), '--work-dir', str(work_dir)],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    (work_dir / 'train_output.log').write_text(proc.stdout + proc.stderr)
+    rows = []
+    logs = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    if logs:
+        rows = [json.loads(line) for line in logs[-1].read_text().split('\n')
+                if line.strip()]
+    losses = [r['loss'] for r in rows if 'loss' in r]
+    metrics = [r[spec['metric']] for r in rows if spec['metric'] in r]
+    finite = all(math.isfinite(v) for v in losses)
+    diverged = proc.returncode != 0 or not finite or not metrics
+    return dict(diverged=diverged, returncode=proc.returncode,
+                metric=metrics[-1] if metrics else 0.0,
+                max_loss=max(losses) if losses else float('nan'),
+                edges=edge_range(work_dir) if name == 'learnable' else None)
+
+
+def summary_row(name: str, runs: list, metric: str) -> str:
+    values = [r['metric'] for r in runs]
+    edges = [r['edges'] for r in runs if r['edges']]
+    edge_text = '-'
+    if edges:
+        edge_text = (f'[{min(e[0] for e in edges):.3f}, '
+                     f'{max(e[1] for e in edges):.3f}], active '
+                     f'{mean(e[2] for e in edges):.2f}')
+    return (f'| {name} | {sum(r["diverged"] for r in runs)} / {len(runs)} | '
+            f'{mean(values):.3f} ± {pstdev(values):.3f} | '
+            f'{", ".join(f"{v:.3f}" for v in values)} | {edge_text} |')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('task', choices=sorted(TASKS))
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--backbones', nargs='+',
+                        default=['stock', 'residual', 'learnable'],
+                        choices=['stock', 'residual', 'learnable'])
+    parser.add_argument('--lambda', dest='lambda_', type=float, default=1e-2,
+                        help='EdgeSparsityHook lambda_ of the learnable run')
+    parser.add_argument('--data', help='data folder (default: per task)')
+    parser.add_argument('--work-dir', default='work_dirs/stability')
+    parser.add_argument('--out', help='also write the table to this file')
+    args = parser.parse_args()
+    spec = TASKS[args.task]
+    data = args.data or spec['data']
+    make_data(args.task, data)
+    lines = [f'| backbone | diverged | {spec["metric"]} (mean ± std, '
+             f'{len(args.seeds)} seeds) | per seed | learned edges: range, '
+             'active ratio |', '| --- ' * 5 + '|']
+    for name in args.backbones:
+        runs = []
+        for seed in args.seeds:
+            out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
+            runs.append(run_one(args.task, name, seed, data, args.lambda_,
+                                out))
+            print(name, seed, runs[-1], flush=True)
+        lines.append(summary_row(name, runs, spec['metric']))
+    table = '\n'.join(lines)
+    print('\n' + table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table + '\n')
+
+
+if __name__ == '__main__':
+    main()
