@@ -217,35 +217,52 @@ class StageGraph(BaseModule):
         return [(i, j, float(weights[i, j])) for j, srcs in
                 enumerate(self._sources) for i in srcs]
 
+    def live_nodes(self) -> List[bool]:
+        """Which nodes compute: node 0 always; node ``j`` when at least one
+        in-edge is active, i.e. has a non-zero weight and a live source.
+
+        A node with no active input is removed, in training as in a pruned
+        deployment: its block is not run and it feeds nothing. (Run on a
+        constant input, its BatchNorm would see zero variance and scale its
+        gradients by ``1/sqrt(eps)``, which throws the edges around.)
+        """
+        weights = self.edge_weights.detach().tolist()
+        live = [True]
+        for j in range(1, len(self) + 1):
+            live.append(any(live[i] and weights[i][j] != 0
+                            for i in self._sources[j]))
+        return live
+
     def connects_input_to_output(self) -> bool:
         """Whether some path of non-zero edges leads from the first block to
         the stage output; if none does, the output is constant zero."""
-        weights = self.edge_weights.detach()
-        reached = {0}
-        for j in range(1, len(self) + 1):
-            if any(i in reached and weights[i, j] != 0
-                   for i in self._sources[j]):
-                reached.add(j)
-        return len(self) in reached
+        return self.live_nodes()[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
-        feeds: List[List[torch.Tensor]] = [[] for _ in range(len(self) + 1)]
-        self._fan_out(0, self[0](x), values, track, feeds)
+        # feeds[j]: (weight, tensor) of every in-edge of j from a live node
+        feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
+        first = self[0](x)
+        self._fan_out(0, first, values, track, feeds)
         for j in range(1, len(self) + 1):
-            weights = [values[i][j] for i in self._sources[j]]
+            if not any(w != 0.0 for w, _ in feeds[j]):  # removed node
+                if j == len(self):
+                    return torch.zeros_like(first)
+                continue
+            weights = [w for w, _ in feeds[j]]
+            inputs = [t for _, t in feeds[j]]
             identity = self._is_fixed_identity(weights)
             if identity:
-                node_in = feeds[j][0]  # exactly ResNet's residual stream
+                node_in = inputs[0]  # exactly ResNet's residual stream
             else:
-                node_in = WeightedSum.apply(weights, *feeds[j])
+                node_in = WeightedSum.apply(weights, *inputs)
             if j == len(self):
                 return node_in
             if track and not identity:
                 # the block's first layers save their input for backward:
                 # keep the recipe instead and rebuild the sum then
-                setattr(node_in, _RECIPE, (feeds[j], weights))
+                setattr(node_in, _RECIPE, (inputs, weights))
                 with recompute_sums():
                     output = self[j](node_in)
                 delattr(node_in, _RECIPE)
@@ -257,7 +274,7 @@ class StageGraph(BaseModule):
         return not self.learnable and weights == [1.0]
 
     def _fan_out(self, i: int, output: torch.Tensor, values: List[list],
-                 track: bool, feeds: List[List[torch.Tensor]]) -> None:
+                 track: bool, feeds: List[List[tuple]]) -> None:
         """Hand node ``i``'s output to the nodes it feeds; when training,
         through a :class:`FanOut` so that its gradients meet in one place."""
         consumers = self._consumers[i]
@@ -267,8 +284,8 @@ class StageGraph(BaseModule):
                                  output)
         else:
             parts = [output] * len(consumers)
-        for j, part in zip(consumers, parts):
-            feeds[j].append(part)
+        for j, w, part in zip(consumers, weights, parts):
+            feeds[j].append((w, part))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,

@@ -76,7 +76,8 @@ def grads(model, x, forward):
     x = x.detach().clone().requires_grad_(True)
     outs = forward(x)
     loss_of(outs).backward()
-    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    got = {n: p.grad.clone() for n, p in model.named_parameters()
+           if p.grad is not None}
     got['input'] = x.grad.clone()
     return [o.detach() for o in outs], got
 
@@ -179,3 +180,67 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
     # a half-precision running sum would be off by far more than 1%
     torch.testing.assert_close(w.grad.double(), exact.reshape(1), rtol=1e-4,
                                atol=0)
+
+
+def test_a_node_without_active_inputs_is_removed():
+    """Layer 3 (6 blocks): node 2's inputs are all zero, so it is removed;
+    node 4 is fed only by node 2 and an exactly-zero edge, so it goes too.
+    Neither block runs, and the stage equals the plain formula over the
+    remaining nodes, in value and gradient; edges at removed nodes get none."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'),
+                       out_indices=(2, )).double()
+    random_signed_weights(model)
+    stage = model.layer3
+    with torch.no_grad():
+        stage.edge_weights[:, 2] = 0.0
+        stage.edge_weights[:, 4] = 0.0
+        stage.edge_weights[2, 4] = 0.7
+    assert stage.live_nodes() == [True, True, False, True, False, True,
+                                  True]
+    calls = []
+    for j, block in enumerate(stage):
+        block.register_forward_hook(lambda m, i, o, j=j: calls.append(j))
+    removed = {2, 4}
+
+    def naive(inp):
+        inp = model.maxpool(model.relu(model.norm1(model.conv1(inp))))
+        inp = model.layer2(model.layer1(inp))
+        w = stage.edge_weights
+        ys = {0: stage[0](inp)}
+        for j in range(1, len(stage) + 1):
+            s = sum(w[i, j] * ys[i] for i in range(j) if i in ys)
+            if j == len(stage):
+                return (s, )
+            if j not in removed:
+                ys[j] = stage[j](s)
+
+    model.train()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    ref_outs, ref = grads(model, x, naive)
+    calls.clear()
+    outs, got = grads(model, x, model)
+    assert sorted(calls) == [0, 1, 3, 5]
+    assert sorted(got) == sorted(ref)
+    torch.testing.assert_close(outs[0], ref_outs[0], rtol=1e-10, atol=1e-10)
+    for key, expected in ref.items():
+        if key == 'layer3.edge_weights':
+            expected = expected / outs[0].shape[1]
+        scale = float(expected.abs().max()) or 1.0
+        torch.testing.assert_close(got[key], expected, rtol=1e-7,
+                                   atol=1e-9 * scale, msg=key)
+    grad = got['layer3.edge_weights']
+    assert not grad[:, 2].any() and not grad[2].any()  # edges at node 2
+    assert not grad[:, 4].any() and not grad[4].any()
+    assert grad[0, 1] != 0 and grad[1, 3] != 0  # live edges learn
+
+
+def test_a_stage_cut_apart_outputs_zeros():
+    model = TopoResNet(depth=18, topology=dict(type='learnable'))
+    with torch.no_grad():
+        model.layer2.edge_weights[:, 2] = 0.0  # nothing reaches the output
+    assert not model.layer2.connects_input_to_output()
+    model.train()
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert outs[1].shape == (2, 128, 4, 4) and not outs[1].any()

@@ -3,7 +3,8 @@ import torch
 from mmdet.models.backbones import ResNet, ResNetV1d, ResNeXt
 from mmengine.registry import MODELS as ROOT_MODELS
 
-from mmtopo.models import TopoResNet, TopoResNeXt, TopoResNetV1d
+from mmtopo.models import (TopoResNet, TopoResNetCIFAR, TopoResNeXt,
+                           TopoResNetV1d)
 from mmtopo.models.graph import StageGraph
 from tests.helpers import check_norm_state, copy_weights, randomize_norms
 
@@ -61,7 +62,19 @@ STOCK_AND_TOPO = {
     'resnext50': (lambda: ResNeXt(depth=50, groups=32, base_width=4),
                   lambda t: TopoResNeXt(depth=50, groups=32, base_width=4,
                                         topology=t)),
+    'mmpretrain_resnet18': (lambda: _pretrain('ResNet')(depth=18),
+                            lambda t: TopoResNet(depth=18, topology=t)),
+    'mmpretrain_resnet50': (lambda: _pretrain('ResNet')(depth=50),
+                            lambda t: TopoResNet(depth=50, topology=t)),
+    'mmpretrain_resnet18_cifar': (
+        lambda: _pretrain('ResNet_CIFAR')(depth=18),
+        lambda t: TopoResNetCIFAR(depth=18, topology=t)),
 }
+
+
+def _pretrain(name):
+    import mmpretrain.models
+    return getattr(mmpretrain.models, name)
 
 
 @pytest.mark.parametrize('topology', [dict(type='residual'), LEARNABLE],
@@ -84,7 +97,7 @@ def test_init_weights_from_the_same_seed_is_the_stock_init(arch, topology):
     # the zero init did happen, in every block (mmdet's ResNeXt has its own
     # Bottleneck class, which its zero_init_residual does not match: there
     # the stock backbone keeps them at 1, and so do we)
-    last_norm = 'norm2' if arch == 'resnet18' else 'norm3'
+    last_norm = 'norm2' if '18' in arch else 'norm3'
     zeroed = arch != 'resnext50'
     for stage in topo.stages:
         for block in stage:
