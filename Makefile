@@ -4,19 +4,15 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test test-all demo setup env benchmark stability mutation freeze
+.PHONY: test demo setup env benchmark stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
 
 setup: $(READY)
 
-## make test: the suite (heavy end-to-end runs are marked `slow` and left out)
+## make test: the whole suite (experiments are separate commands below)
 test: $(READY)
-	$(PY) -m pytest tests -m "not slow" -q
-
-## make test-all: the suite including the slow end-to-end runs
-test-all: $(READY)
 	$(PY) -m pytest tests -q
 
 ## make demo: toy COCO set -> Faster R-CNN with learnable topology -> COCO mAP
