@@ -1,5 +1,5 @@
 """make demo: toy COCO set -> Faster R-CNN with a learnable TopoResNet ->
-COCO metric (pycocotools) -> the learned topology.
+COCO metric (pycocotools) -> the learned topology, as a table and a PNG.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data data/toy_coco]
 """
@@ -54,9 +54,12 @@ def main():
     backbone = runner.model.backbone
     print('\n=== Learned topology (edge i->j: weight; "." = pruned) ===')
     print(format_topology(backbone.topology_graphs()))
+    picture = osp.join(args.work_dir, 'topology', 'final.png')
     ckpt = osp.join(args.work_dir, f'epoch_{runner.epoch}.pth')
-    print(f'\nCheckpoint: {ckpt}\nLogs: {runner.log_dir}')
-    return 0 if metrics.get('coco/bbox_mAP', 0) > 0 else 1
+    print(f'\nLearned topology picture: {picture}\nCheckpoint: {ckpt}\n'
+          f'Logs: {runner.log_dir}')
+    return 0 if metrics.get('coco/bbox_mAP', 0) > 0 and osp.exists(picture) \
+        else 1
 
 
 if __name__ == '__main__':

@@ -59,7 +59,10 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10)]
+custom_hooks = [
+    dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10),
+    dict(type='TopologyVisualizationHook', interval=max_epochs),
+]
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 randomness = dict(seed=0)

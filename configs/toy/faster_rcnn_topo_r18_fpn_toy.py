@@ -89,7 +89,12 @@ optim_wrapper = dict(
     optimizer=dict(lr=0.01),
     clip_grad=dict(max_norm=35, norm_type=2),
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10)]
+custom_hooks = [
+    dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10),
+    # the learned graph as a picture: work_dir/topology/*.png and the
+    # visualizer's backends
+    dict(type='TopologyVisualizationHook', interval=4),
+]
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=1, max_keep_ckpts=1))

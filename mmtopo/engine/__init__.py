@@ -1,3 +1,3 @@
-from .hooks import EdgeSparsityHook
+from .hooks import EdgeSparsityHook, TopologyVisualizationHook
 
-__all__ = ['EdgeSparsityHook']
+__all__ = ['EdgeSparsityHook', 'TopologyVisualizationHook']

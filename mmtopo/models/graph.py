@@ -35,7 +35,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from .topology import StageTopology
+from .topology import StageTopology, live_nodes
 
 # Attribute put on a summed tensor: the inputs and weights it was made from,
 # so that backward can rebuild it instead of keeping it.
@@ -226,12 +226,7 @@ class StageGraph(BaseModule):
         constant input, its BatchNorm would see zero variance and scale its
         gradients by ``1/sqrt(eps)``, which throws the edges around.)
         """
-        weights = self.edge_weights.detach().tolist()
-        live = [True]
-        for j in range(1, len(self) + 1):
-            live.append(any(live[i] and weights[i][j] != 0
-                            for i in self._sources[j]))
-        return live
+        return live_nodes(len(self) + 1, self.edges())
 
     def connects_input_to_output(self) -> bool:
         """Whether some path of non-zero edges leads from the first block to

@@ -55,6 +55,20 @@ def check_connected(mask: torch.Tensor, where: str) -> None:
                              f'(every node 0..{last - 1} needs one)')
 
 
+def live_nodes(num_nodes: int, edges) -> List[bool]:
+    """Which nodes of a stage graph compute, from its ``(i, j, weight)``
+    edges: node 0 always; node ``j`` when at least one in-edge is active,
+    i.e. has a non-zero weight and a live source. A node with no active
+    input is removed (see :meth:`StageGraph.live_nodes`)."""
+    inputs: Dict[int, List[Tuple[int, float]]] = {}
+    for i, j, w in edges:
+        inputs.setdefault(j, []).append((i, w))
+    live = [True]
+    for j in range(1, num_nodes):
+        live.append(any(live[i] and w != 0 for i, w in inputs.get(j, [])))
+    return live
+
+
 # --- builders, one per topology type ---------------------------------------
 
 

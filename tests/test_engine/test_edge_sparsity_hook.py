@@ -24,6 +24,17 @@ def fake_runner(model, optim_wrapper, iteration=0):
         message_hub=MessageHub.get_instance('test_edge_sparsity'))
 
 
+def hooked(hook, lr=0.1, iteration=0, **model_args):
+    """A seeded toy model under plain SGD, ``hook`` set up on it: the model,
+    its optimizer wrapper and the fake runner."""
+    torch.manual_seed(0)
+    model = ToyClassifier(**model_args)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
+    runner = fake_runner(model, wrapper, iteration)
+    hook.before_train(runner)
+    return model, wrapper, runner
+
+
 def batch(seed=0):
     data = ToyDataset(size=8, seed=seed)
     return data.images, data.labels
@@ -300,12 +311,8 @@ def test_schedule_and_target():
     hook = EdgeSparsityHook(lambda_=1.0, begin=10, end=30, warmup=4)
     assert [hook.lambda_at(i) for i in (0, 9, 10, 11, 13, 29, 30)] == [
         0, 0, 0.25, 0.5, 1.0, 1.0, 0]
-    torch.manual_seed(0)
-    model = ToyClassifier()
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     hook = EdgeSparsityHook(lambda_=1.0, target_ratio=0.99)
-    runner = fake_runner(model, wrapper)
-    hook.before_train(runner)
+    model, wrapper, runner = hooked(hook)
     hook.before_train_iter(runner, 0)
     assert hook._lambda_now == 1.0
     with torch.no_grad():
@@ -317,11 +324,7 @@ def test_schedule_and_target():
 
 def test_by_epoch_counts_epochs_not_iterations():
     hook = EdgeSparsityHook(lambda_=1.0, by_epoch=True, begin=1, warmup=2)
-    torch.manual_seed(0)
-    model = ToyClassifier()
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    runner = fake_runner(model, wrapper, iteration=1000)
-    hook.before_train(runner)
+    _, _, runner = hooked(hook, iteration=1000)
     seen = []
     for epoch in (0, 1, 2, 3):
         runner.epoch = epoch
@@ -333,12 +336,8 @@ def test_by_epoch_counts_epochs_not_iterations():
 def test_target_ratio_stops_exactly_at_the_boundary():
     """12 edges: at 10/12 active the penalty is on for a target of 0.75, at
     9/12 (the target itself) it is off."""
-    torch.manual_seed(0)
-    model = ToyClassifier()
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     hook = EdgeSparsityHook(lambda_=1.0, target_ratio=0.75)
-    runner = fake_runner(model, wrapper)
-    hook.before_train(runner)
+    model, wrapper, runner = hooked(hook)
     stage = model.backbone.layer1
     with torch.no_grad():
         stage.edge_weights[0, 1] = 0.
@@ -450,11 +449,8 @@ def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):
 
 
 def test_a_stage_pruned_apart_is_reported_once(caplog):
-    model = ToyClassifier()  # 2 blocks a stage: edges 0->1, 0->2, 1->2
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     hook = EdgeSparsityHook(lambda_=1.0, interval=1)
-    runner = fake_runner(model, wrapper)
-    hook.before_train(runner)
+    model, _, runner = hooked(hook)  # 2 blocks a stage: 0->1, 0->2, 1->2
     stages = model.backbone.stages
     with torch.no_grad():
         stages[0].edge_weights[[0, 1], [1, 2]] = 0.  # 0->2 still carries

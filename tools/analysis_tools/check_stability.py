@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from statistics import mean, pstdev
 
+from mmtopo.datasets import ensure_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 
 DETECTION = """
@@ -138,16 +140,6 @@ TASKS = dict(
 )
 
 
-def make_data(task: str, root: str) -> None:
-    if task == 'cifar' and not Path(root, 'val').exists():
-        from mmtopo.datasets.digits import export_digits
-        export_digits(root)
-    if task == 'detection' and not Path(root, 'annotations',
-                                        'val.json').exists():
-        from mmtopo.datasets.toy_coco import make_toy_coco
-        make_toy_coco(root)
-
-
 def library_train_py(package: str) -> Path:
     """The installed library's own tools/train.py (shipped under .mim)."""
     module = __import__(package)
@@ -233,7 +225,7 @@ def main():
     args = parser.parse_args()
     spec = TASKS[args.task]
     data = args.data or spec['data']
-    make_data(args.task, data)
+    ensure_dataset('digits' if args.task == 'cifar' else 'toy_coco', data)
     lines = [f'| backbone | diverged | {spec["metric"]} (mean ± std, '
              f'{len(args.seeds)} seeds) | per seed | learned edges: range, '
              'active ratio |', '| --- ' * 5 + '|']

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from statistics import mean, pstdev
 
+from mmtopo.datasets import ensure_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 
 TASKS = dict(
@@ -37,16 +39,6 @@ TASKS = dict(
 )
 
 
-def make_data(task: str, root: str) -> None:
-    if task == 'digits':
-        if not Path(root, 'val').exists():
-            from mmtopo.datasets.digits import export_digits
-            export_digits(root)
-    elif not Path(root, 'annotations', 'val.json').exists():
-        from mmtopo.datasets.toy_coco import make_toy_coco
-        make_toy_coco(root)
-
-
 def data_options(task: str, root: str):
     root = root.rstrip('/') + ('/' if task == 'toy_detection' else '')
     opts = [f'{s}_dataloader.dataset.data_root={root}'
@@ -57,11 +49,11 @@ def data_options(task: str, root: str):
     return opts
 
 
-def train(task, config, seed, data, work_dir: Path) -> dict:
+def train(task, config, seed, data, work_dir: Path, options=()) -> dict:
     subprocess.run(
         [sys.executable, 'tools/train.py', config, '--work-dir',
          str(work_dir), '--cfg-options', f'randomness.seed={seed}',
-         *data_options(task, data)],
+         *data_options(task, data), *options],
         cwd=REPO, check=True, capture_output=True,
         env=dict(os.environ, PYTHONPATH=str(REPO)))
     log = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1]
@@ -97,10 +89,13 @@ def main():
     parser.add_argument('--data', help='data folder (default: per task)')
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value overrides for every run, as '
+                        'tools/train.py takes them')
     args = parser.parse_args()
     task = TASKS[args.task]
     data = args.data or task['data']
-    make_data(args.task, data)
+    ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
     lines = [f'| wiring | {task["metric"]} (mean ± std, '
              f'{len(args.seeds)} seeds) | per seed | active edges | params '
              '| FLOPs | s/iter |', '| --- ' * 7 + '|']
@@ -108,7 +103,8 @@ def main():
         runs = []
         for seed in args.seeds:
             out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
-            runs.append(train(args.task, config, seed, data, out))
+            runs.append(train(args.task, config, seed, data, out,
+                              args.cfg_options))
             print(name, seed, runs[-1], flush=True)
         values = [r['metric'] for r in runs]
         cost = ('-', '-')

@@ -55,14 +55,16 @@ class TopoMixin:
     def topology_graphs(self) -> List[Dict]:
         """The graph each stage has now: for drawing, logging and pruning.
 
-        Returns one dict per stage with ``num_nodes``, ``learnable`` and
-        ``edges``, a list of ``(i, j, weight)``.
+        Returns one dict per stage with ``num_nodes``, ``learnable``,
+        ``edges``, a list of ``(i, j, weight)``, and ``live``, which nodes
+        compute (:meth:`StageGraph.live_nodes`).
         """
         return [
             dict(
                 num_nodes=len(stage) + 1,
                 learnable=stage.learnable,
-                edges=stage.edges()) for stage in self.stages
+                edges=stage.edges(),
+                live=stage.live_nodes()) for stage in self.stages
         ]
 
     def export_topology(self, threshold: float = 0.0) -> List[dict]:

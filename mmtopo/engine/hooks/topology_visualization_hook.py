@@ -1,0 +1,81 @@
+"""Draw the learned topology during training."""
+import io
+import os.path as osp
+from typing import List, Tuple
+
+from mmengine.fileio import get_file_backend
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ...registry import register_hook
+from ...visualization import draw_topology, figure_to_rgb
+
+
+@register_hook
+class TopologyVisualizationHook(Hook):
+    """Save a picture of every TopoResNet's learned graph (one panel per
+    stage) every ``interval`` epochs or iterations and after training.
+
+    The PNG goes to ``{work_dir}/{out_dir}/{epoch_N|iter_N}.png`` (through
+    mmengine's file backends, so a remote work dir works too) and, as mmdet's
+    ``DetVisualizationHook`` does, to the runner's visualizer with
+    ``add_image('topology', ...)``, so TensorBoard or W&B backends show it.
+
+    Args:
+        interval (int): draw every this many epochs (iterations if not
+            ``by_epoch``).
+        by_epoch (bool): count ``interval`` in epochs.
+        out_dir (str): folder under the work dir.
+        dpi (int): resolution of the saved PNG.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, interval: int = 1, by_epoch: bool = True,
+                 out_dir: str = 'topology', dpi: int = 110):
+        if interval < 1:
+            raise ValueError(f'interval must be >= 1, got {interval!r}')
+        self.interval = interval
+        self.by_epoch = by_epoch
+        self.out_dir = out_dir
+        self.dpi = dpi
+
+    @staticmethod
+    def backbones(runner) -> List[Tuple[str, object]]:
+        """(name, module) of every module that has a learned topology."""
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        return [(name, m) for name, m in model.named_modules()
+                if hasattr(m, 'topology_graphs')]
+
+    def after_train_epoch(self, runner) -> None:
+        if self.by_epoch and self.every_n_epochs(runner, self.interval):
+            self.draw(runner, f'epoch_{runner.epoch}', runner.epoch)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if not self.by_epoch and self.every_n_train_iters(
+                runner, self.interval):
+            self.draw(runner, f'iter_{runner.iter + 1}', runner.iter + 1)
+
+    def after_train(self, runner) -> None:
+        step = runner.epoch if self.by_epoch else runner.iter
+        self.draw(runner, 'final', step)
+
+    def draw(self, runner, tag: str, step: int) -> List[str]:
+        """Draw, save and hand on the pictures; returns the files."""
+        files = []
+        folder = osp.join(runner.work_dir, self.out_dir)
+        backend = get_file_backend(folder)
+        for name, backbone in self.backbones(runner):
+            fig = draw_topology(backbone.topology_graphs(),
+                                title=f'{name} after {tag}')
+            key = 'topology' if name == 'backbone' else f'topology/{name}'
+            runner.visualizer.add_image(key, figure_to_rgb(fig), step=step)
+            suffix = '' if name == 'backbone' else f'_{name}'
+            path = backend.join_path(folder, f'{tag}{suffix}.png')
+            png = io.BytesIO()
+            fig.savefig(png, format='png', dpi=self.dpi)
+            backend.put(png.getvalue(), path)
+            files.append(path)
+        return files

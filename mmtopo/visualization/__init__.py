@@ -1,0 +1,6 @@
+"""Learned topologies for people: an adjacency table for logs and a picture
+(one panel per stage) for files and the runner's visualizer backends."""
+from .draw import draw_topology, figure_to_rgb
+from .text import format_topology
+
+__all__ = ['draw_topology', 'figure_to_rgb', 'format_topology']

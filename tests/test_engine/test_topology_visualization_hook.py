@@ -1,0 +1,29 @@
+"""The topology picture reaches the work dir and the runner's visualizer."""
+import pytest
+from mmengine.registry import HOOKS
+from PIL import Image
+
+from mmtopo.engine import TopologyVisualizationHook
+from tests.toy import toy_runner
+
+
+def test_pictures_every_interval_and_after_training(tmp_path):
+    hook = dict(type='TopologyVisualizationHook', interval=4, by_epoch=False)
+    runner = toy_runner(tmp_path, max_iters=8, hooks=[hook],
+                        checkpoint_interval=100)
+    runner.train()
+    folder = tmp_path / 'topology'
+    assert sorted(p.name for p in folder.iterdir()) == [
+        'final.png', 'iter_4.png', 'iter_8.png']
+    with Image.open(folder / 'final.png') as image:
+        assert image.size[0] > 500 and image.size[1] > 300
+    # mmengine's LocalVisBackend saved what the visualizer was given
+    shown = sorted(p.name for p in tmp_path.glob('*/vis_data/vis_image/*'))
+    assert shown == ['topology_4.png', 'topology_8.png']
+
+
+def test_registered_and_checks_its_interval():
+    assert isinstance(HOOKS.build(dict(type='TopologyVisualizationHook')),
+                      TopologyVisualizationHook)
+    with pytest.raises(ValueError, match='interval must be >= 1, got 0'):
+        TopologyVisualizationHook(interval=0)
