@@ -180,8 +180,10 @@ class StageGraph(BaseModule):
             raise ValueError(
                 f'topology mask of shape {tuple(topology.mask.shape)} does '
                 f'not fit a stage of {len(blocks)} blocks')
+        self.removed = tuple(topology.removed)
         for i, block in enumerate(blocks):
-            self.add_module(str(i), block)
+            if i not in self.removed:  # a pruned graph stores no dead block
+                self.add_module(str(i), block)
         self.register_buffer('edge_mask', topology.mask.clone())
         weights = topology.weights.clone().float()
         if topology.learnable:
@@ -202,10 +204,14 @@ class StageGraph(BaseModule):
         return self.edge_mask.shape[0] - 1
 
     def __getitem__(self, idx: int) -> nn.Module:
-        return self._modules[str(range(len(self))[idx])]
+        node = range(len(self))[idx]
+        if node in self.removed:
+            raise IndexError(f'block {node} is removed from this stage')
+        return self._modules[str(node)]
 
     def __iter__(self) -> Iterator[nn.Module]:
-        return (self[i] for i in range(len(self)))
+        """The blocks the stage has (removed ones are not there)."""
+        return (self[i] for i in range(len(self)) if i not in self.removed)
 
     @property
     def learnable(self) -> bool:

@@ -25,6 +25,8 @@ class StageTopology:
     mask: torch.Tensor
     weights: torch.Tensor
     learnable: bool
+    # blocks a pruned graph does without: not built, not stored, no edges
+    removed: Tuple[int, ...] = ()
 
 
 def in_degree_weights(mask: torch.Tensor) -> torch.Tensor:
@@ -41,18 +43,30 @@ def complete_mask(num_nodes: int) -> torch.Tensor:
     return torch.ones(num_nodes, num_nodes, dtype=torch.bool).triu(1)
 
 
-def check_connected(mask: torch.Tensor, where: str) -> None:
+def check_connected(mask: torch.Tensor, where: str,
+                    removed: Sequence[int] = ()) -> None:
     """Every node but the first needs an input, every node but the last an
-    output; otherwise a block would be fed nothing or computed for nothing."""
+    output; otherwise a block would be fed nothing or computed for nothing.
+    A ``removed`` node has no block and must have no edge at all."""
     last = mask.shape[0] - 1
+    for k in removed:
+        if mask[:, k].any() or mask[k].any():
+            raise ValueError(f'{where}: node {k} is removed but has edges '
+                             f'{_edges_at(mask, k)}')
     for j in range(1, last + 1):
-        if not mask[:, j].any():
+        if j not in removed and not mask[:, j].any():
             raise ValueError(f'{where}: node {j} has no input edge '
-                             f'(every node 1..{last} needs one)')
+                             f'(every node 1..{last} needs one, unless '
+                             'listed in topology.removed)')
     for i in range(last):
-        if not mask[i].any():
+        if i not in removed and not mask[i].any():
             raise ValueError(f'{where}: node {i} has no output edge '
-                             f'(every node 0..{last - 1} needs one)')
+                             f'(every node 0..{last - 1} needs one, unless '
+                             'listed in topology.removed)')
+
+
+def _edges_at(mask: torch.Tensor, k: int) -> List[Edge]:
+    return [tuple(e) for e in mask.nonzero().tolist() if k in e]
 
 
 def live_nodes(num_nodes: int, edges) -> List[bool]:
@@ -67,6 +81,28 @@ def live_nodes(num_nodes: int, edges) -> List[bool]:
     for j in range(1, num_nodes):
         live.append(any(live[i] and w != 0 for i, w in inputs.get(j, [])))
     return live
+
+
+def reaching_nodes(num_nodes: int, edges) -> List[bool]:
+    """Which nodes reach the output node through edges of non-zero
+    weight (the output node itself does)."""
+    outputs: Dict[int, List[Tuple[int, float]]] = {}
+    for i, j, w in edges:
+        outputs.setdefault(i, []).append((j, w))
+    reach = [False] * (num_nodes - 1) + [True]
+    for i in reversed(range(num_nodes - 1)):
+        reach[i] = any(reach[j] and w != 0 for j, w in outputs.get(i, []))
+    return reach
+
+
+def widest_path(num_nodes: int, edges) -> float:
+    """The largest ``t`` such that some path from node 0 to the output uses
+    only edges with ``|w| >= t``: pruning at any threshold below it keeps
+    the stage connected."""
+    best = [float('inf')] + [0.0] * (num_nodes - 1)
+    for i, j, w in sorted(edges, key=lambda e: e[1]):
+        best[j] = max(best[j], min(best[i], abs(w)))
+    return best[-1]
 
 
 # --- builders, one per topology type ---------------------------------------
@@ -186,16 +222,21 @@ def _random(num_nodes: int, stage: int, graph: str = 'er',
 
 def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
             weights: Optional[Sequence[float]] = None,
-            learnable: bool = False) -> StageTopology:
+            learnable: bool = False,
+            removed: Sequence[int] = ()) -> StageTopology:
     where = f'topology[{stage}] (custom)'
     if edges is None or len(edges) == 0:
         raise ValueError(f'{where}: topology.edges must list the edges (i, j)')
+    last = num_nodes - 1
+    for k in removed:
+        if not (isinstance(k, int) and 1 <= k < last):
+            raise ValueError(f'{where}: topology.removed lists {k!r}, but '
+                             f'only blocks 1..{last - 1} can be removed')
     if weights is not None and len(weights) != len(edges):
         raise ValueError(f'{where}: topology.weights has {len(weights)} '
                          f'values for {len(edges)} edges')
     mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
     values = torch.zeros(num_nodes, num_nodes)
-    last = num_nodes - 1
     for k, edge in enumerate(edges):
         if len(edge) != 2:
             raise ValueError(f'{where}: edge {edge!r} is not a pair (i, j)')
@@ -214,7 +255,8 @@ def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
             values[i, j] = float(weights[k])
     if weights is None:
         values = in_degree_weights(mask)
-    return StageTopology(mask, values, learnable=bool(learnable))
+    return StageTopology(mask, values, learnable=bool(learnable),
+                         removed=tuple(sorted(set(removed))))
 
 
 TOPOLOGY_BUILDERS: Dict[str, Callable[..., StageTopology]] = dict(
@@ -242,7 +284,7 @@ def build_stage_topology(spec: dict, num_blocks: int,
         topo = TOPOLOGY_BUILDERS[kind](num_blocks + 1, stage, **args)
     except TypeError as err:
         raise ValueError(f'topology[{stage}] of type {kind!r}: {err}') from None
-    check_connected(topo.mask, f'topology[{stage}] ({kind})')
+    check_connected(topo.mask, f'topology[{stage}] ({kind})', topo.removed)
     topo.weights = topo.weights * topo.mask
     return topo
 

@@ -355,3 +355,94 @@ def test_export_round_trips_weights_and_learnable_flag(topology):
         assert torch.equal(a.edge_mask, b.edge_mask)
         assert torch.equal(a.edge_weights, b.edge_weights)
         assert a.learnable == b.learnable
+
+
+def test_export_of_a_node_whose_only_out_edge_is_pruned_builds():
+    """The case that used to export [(0, 1), (0, 2)] and fail to build:
+    node 1 can no longer reach the output, so it is removed."""
+    model = TopoResNet(depth=18, topology=dict(type='learnable'))
+    with torch.no_grad():
+        model.layer1.edge_weights[0, 2] = 0.5
+        model.layer1.edge_weights[1, 2] = 0.0
+    spec = model.export_topology()[0]
+    assert spec['edges'] == [(0, 2)] and spec['removed'] == [1]
+    pruned = TopoResNet(depth=18, topology=model.export_topology())
+    assert [len(list(s)) for s in pruned.stages] == [1, 2, 2, 2]
+    assert not any(k.startswith('layer1.1.') for k in pruned.state_dict())
+
+
+def _pruned_model():
+    """TopoResNet-34 with, in layer3 (6 blocks): node 2 without an active
+    input, node 4 without an active output, node 5 fed only by node 2;
+    layer2 kept to a single path; layer1 and layer4 dense."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=34, base_channels=8, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'))
+    with torch.no_grad():
+        for stage in model.stages:  # unequal weights everywhere
+            stage.edge_weights.mul_(
+                1 + torch.rand(stage.edge_weights.shape)).mul_(
+                    stage.edge_mask)
+        w = model.layer3.edge_weights
+        w[:, 2] = 0.0
+        w[4, :] = 0.0
+        w[:, 5] = 0.0
+        w[2, 5] = 0.9  # 5's only input comes from the removed node 2
+        w[0, 6] = 1e-4  # below the threshold used below
+        w2 = model.layer2.edge_weights
+        w2.zero_()
+        for i in range(4):
+            w2[i, i + 1] = 0.5 + 0.1 * i  # one path: the chain
+    return model
+
+
+def test_pruned_export_computes_the_same_function_with_fewer_blocks():
+    model = _pruned_model()
+    specs = model.export_topology(threshold=1e-3)
+    assert specs[2]['removed'] == [2, 4, 5]
+    assert (0, 6) not in specs[2]['edges']
+    assert specs[1]['edges'] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert 'removed' not in specs[1] and 'removed' not in specs[0]
+    pruned = TopoResNet(depth=34, base_channels=8, stem_channels=8,
+                        topology=specs)
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.startswith(('layer3.2.', 'layer3.4.', 'layer3.5.'))
+             and 'edge_' not in k}
+    result = pruned.load_state_dict(state, strict=False)
+    assert not result.unexpected_keys
+    assert all('edge_' in k for k in result.missing_keys)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(
+        p.numel() for p in model.parameters())
+    with torch.no_grad():
+        model.layer3.edge_weights[0, 6] = 0.0  # what pruning cut
+    x = torch.randn(2, 3, 32, 32)
+    for mode in (True, False):
+        model.train(mode)
+        pruned.train(mode)
+        for a, b in zip(model(x), pruned(x)):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_a_threshold_that_cuts_a_stage_names_it_and_the_largest_safe_one():
+    model = _pruned_model()
+    # layer2 is the chain 0.5, 0.6, 0.7, 0.8: its widest path is 0.5
+    with pytest.raises(ValueError, match=r'layer2: pruning at threshold 0\.6'
+                       r' cuts every path .* thresholds below 0\.5 keep it'):
+        model.export_topology(threshold=0.6)
+    specs = model.export_topology(threshold=0.49)
+    assert specs[1]['edges'] == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+@pytest.mark.parametrize('spec,words', [
+    (dict(type='custom', edges=[(0, 1), (1, 3), (0, 3)], removed=[2, 1]),
+     'node 1 is removed but has edges [(0, 1), (1, 3)]'),
+    (dict(type='custom', edges=[(0, 3)], removed=[3]),
+     'topology.removed lists 3, but only blocks 1..2 can be removed'),
+    (dict(type='custom', edges=[(0, 1), (1, 3)]),
+     'node 2 has no input edge'),
+])
+def test_removed_blocks_are_checked(spec, words):
+    from mmtopo.models.topology import build_stage_topology
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(spec, 3, 0)
+    assert words in str(info.value)

@@ -15,7 +15,8 @@ from torch import nn
 
 from ...registry import register_model
 from ..graph import StageGraph
-from ..topology import build_topologies
+from ..topology import (build_topologies, live_nodes, reaching_nodes,
+                        widest_path)
 
 TopologySpec = Union[dict, Sequence[dict]]
 
@@ -56,33 +57,53 @@ class TopoMixin:
         """The graph each stage has now: for drawing, logging and pruning.
 
         Returns one dict per stage with ``num_nodes``, ``learnable``,
-        ``edges``, a list of ``(i, j, weight)``, and ``live``, which nodes
-        compute (:meth:`StageGraph.live_nodes`).
+        ``edges``, a list of ``(i, j, weight)``, ``live``, which nodes
+        compute (:meth:`StageGraph.live_nodes`), and ``removed``, the blocks
+        a pruned graph does without.
         """
         return [
             dict(
                 num_nodes=len(stage) + 1,
                 learnable=stage.learnable,
                 edges=stage.edges(),
-                live=stage.live_nodes()) for stage in self.stages
+                live=stage.live_nodes(),
+                removed=list(stage.removed)) for stage in self.stages
         ]
 
     def export_topology(self, threshold: float = 0.0) -> List[dict]:
-        """``custom`` specs of the edges whose weight magnitude exceeds
-        ``threshold`` (the pruned graph), one per stage, for a config's
-        ``topology``."""
+        """``custom`` specs of the graph pruned at ``threshold``, one per
+        stage, for a config's ``topology``: the edges whose weight magnitude
+        exceeds it, minus every block that then has no active input or no
+        path to the stage output (listed in ``removed``; its edges go too).
+        A model built from the specs computes what this one computes with
+        those edges set to zero.
+
+        Raises ``ValueError`` naming the stage when the threshold cuts every
+        path through it, with the largest threshold that would not.
+        """
         if threshold < 0:
             raise ValueError(f'threshold must be >= 0, got {threshold!r}')
         specs = []
-        for graph in self.topology_graphs():
+        for name, graph in zip(self.res_layers, self.topology_graphs()):
+            n = graph['num_nodes']
             kept = [(i, j, w) for i, j, w in graph['edges']
                     if abs(w) > threshold]
-            specs.append(
-                dict(
-                    type='custom',
-                    edges=[(i, j) for i, j, _ in kept],
-                    weights=[w for _, _, w in kept],
-                    learnable=graph['learnable']))
+            live = live_nodes(n, kept)
+            useful = reaching_nodes(n, kept)
+            if not live[-1]:
+                raise ValueError(
+                    f'{name}: pruning at threshold {threshold!r} cuts every '
+                    f'path from its input to its output; thresholds below '
+                    f'{widest_path(n, graph["edges"]):.6g} keep it connected')
+            keep = [a and b for a, b in zip(live, useful)]
+            kept = [(i, j, w) for i, j, w in kept if keep[i] and keep[j]]
+            spec = dict(type='custom', edges=[(i, j) for i, j, _ in kept],
+                        weights=[w for _, _, w in kept],
+                        learnable=graph['learnable'])
+            removed = [k for k in range(1, n - 1) if not keep[k]]
+            if removed:
+                spec['removed'] = removed
+            specs.append(spec)
         return specs
 
 
