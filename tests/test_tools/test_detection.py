@@ -236,3 +236,50 @@ def test_missing_data_fails_early_naming_the_path(toy_data, tmp_path, field,
          f'{field}={path}'], env=ENV)
     assert proc.returncode != 0
     assert f"{field}: '{toy_data}/{path}' does not exist" in proc.stderr
+
+
+def test_pruned_toy_detector_is_the_same_detector(toy_data, trained_faster,
+                                                  tmp_path):
+    """Prune the trained toy Faster R-CNN after cutting two blocks off
+    (layer2's block 1 loses its only output edge, layer3's its only input):
+    the deployed pair has no such blocks and detects exactly the same."""
+    ckpt = torch.load(trained_faster / 'epoch_4.pth')
+    state = ckpt['state_dict']
+    state['backbone.layer2.edge_weights'][1, 2] = 0.0
+    state['backbone.layer3.edge_weights'][0, 1] = 0.0
+    state['backbone.layer3.edge_weights'][0, 2] = 0.5
+    state['backbone.layer2.edge_weights'][0, 2] = 0.5
+    edited = tmp_path / 'edited.pth'
+    torch.save(ckpt, edited)
+    out_dir = tmp_path / 'deploy'
+    run([sys.executable, 'tools/model_converters/prune_topology.py',
+         str(TOY_FASTER), str(edited), str(out_dir)])
+    pruned_cfg = out_dir / 'faster_rcnn_topo_r18_fpn_toy_pruned.py'
+    pruned_ckpt = out_dir / 'faster_rcnn_topo_r18_fpn_toy_pruned.pth'
+    kept = torch.load(pruned_ckpt)['state_dict']
+    assert not any(k.startswith(('backbone.layer2.1.', 'backbone.layer3.1.'))
+                   for k in kept)
+
+    # the stock tools evaluate both to the same COCO metric
+    maps = []
+    for cfg, weights in ((TOY_FASTER, edited), (pruned_cfg, pruned_ckpt)):
+        out = run([sys.executable, 'tools/test.py', str(cfg), str(weights),
+                   '--work-dir', str(tmp_path / f'test{len(maps)}'),
+                   '--cfg-options', *data_options(toy_data)])
+        maps.append(float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1]))
+    assert maps[0] == maps[1] and maps[0] > 0.3
+
+    from mmdet.apis import inference_detector, init_detector
+    original = init_detector(str(TOY_FASTER), str(edited), device='cpu')
+    deployed = init_detector(str(pruned_cfg), str(pruned_ckpt), device='cpu')
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        for a, b in zip(original.backbone(x), deployed.backbone(x)):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    images = sorted((toy_data / 'val').glob('*.png'))[:4]
+    for image in images:
+        a = inference_detector(original, str(image)).pred_instances
+        b = inference_detector(deployed, str(image)).pred_instances
+        torch.testing.assert_close(b.bboxes, a.bboxes, rtol=0, atol=1e-4)
+        torch.testing.assert_close(b.scores, a.scores, rtol=0, atol=1e-4)
+        assert torch.equal(b.labels, a.labels)

@@ -1,0 +1,97 @@
+"""tools/model_converters/prune_topology.py: a trained learnable checkpoint
+becomes a fixed, smaller config + checkpoint computing the same function."""
+import importlib.util
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from tests.helpers import REPO
+
+DIGITS = REPO / 'configs/cls/topo_resnet18_cifar_digits.py'
+DIGITS_RESIDUAL = REPO / 'configs/cls/topo_resnet18_cifar_digits_residual.py'
+
+
+def tool():
+    spec = importlib.util.spec_from_file_location(
+        'prune_topology', REPO / 'tools/model_converters/prune_topology.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(config, checkpoint=None):
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, str(checkpoint), strict=True,
+                        logger='silent')
+    return model
+
+
+def trained_like(path, edit=None):
+    """A digits classifier with unequal edges, a few pruned: layer2's
+    block 1 loses its only way to the output (edge 1->2), and layer3's
+    0->2 edge is tiny."""
+    torch.manual_seed(0)
+    model = build(DIGITS)
+    with torch.no_grad():
+        for stage in model.backbone.stages:
+            stage.edge_weights.add_(torch.rand(stage.edge_weights.shape) *
+                                    stage.edge_mask)
+        model.backbone.layer2.edge_weights[1, 2] = 0.0
+        model.backbone.layer3.edge_weights[0, 2] = 1e-4
+        if edit:
+            edit(model)
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return model
+
+
+def test_pruned_digits_classifier_is_the_same_function(tmp_path):
+    model = trained_like(tmp_path / 'trained.pth')
+    assert tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
+                        str(tmp_path / 'out'), '--threshold', '1e-3']) == 0
+    cfg_file = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.py'
+    ckpt = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.pth'
+    cfg = Config.fromfile(str(cfg_file))
+    topology = cfg.model.backbone.topology
+    assert all(spec['type'] == 'custom' and not spec['learnable']
+               for spec in topology)
+    assert topology[1]['removed'] == [1]
+    assert 'EdgeSparsityHook' not in [h['type'] for h in cfg.custom_hooks]
+    pruned = build(cfg_file, ckpt)
+    assert not any(k.startswith('backbone.layer2.1.')
+                   for k in torch.load(ckpt)['state_dict'])
+    assert sum(p.numel() for p in pruned.parameters()) < sum(
+        p.numel() for p in model.parameters())
+    with torch.no_grad():  # what the threshold cut
+        model.backbone.layer3.edge_weights[0, 2] = 0.0
+    model.eval()
+    pruned.eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned.backbone(x)[-1],
+                                   model.backbone(x)[-1], rtol=0, atol=1e-5)
+        torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_fails_clearly(tmp_path):
+    residual = build(DIGITS_RESIDUAL)
+    torch.save(dict(state_dict=residual.state_dict()), tmp_path / 'res.pth')
+    with pytest.raises(ValueError, match='has no learnable edges'):
+        tool().main([str(DIGITS_RESIDUAL), str(tmp_path / 'res.pth'),
+                     str(tmp_path / 'out')])
+    trained_like(tmp_path / 'trained.pth')
+    with pytest.raises(ValueError, match=r'layer\d: pruning at threshold '
+                       r'100\.0 cuts every path .* thresholds below'):
+        tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
+                     str(tmp_path / 'out'), '--threshold', '100'])
+    # the learnable checkpoint against the residual config: graph mismatch
+    with pytest.raises(ValueError, match="checkpoint graph does not fit the "
+                       "model at 'backbone.layer1.edge_mask'"):
+        tool().main([str(DIGITS_RESIDUAL), str(tmp_path / 'trained.pth'),
+                     str(tmp_path / 'out')])
