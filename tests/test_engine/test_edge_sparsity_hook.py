@@ -164,6 +164,8 @@ def _ddp_worker(rank, world_size, port, out_dir):
             wrapper.update_params(ddp(x, y, mode='loss')['loss'])
         torch.save(masked_edges(model),
                    os.path.join(out_dir, f'lambda{lam}_rank{rank}.pth'))
+        del ddp  # its reducer holds on to the process group
+    torch.distributed.barrier()  # no rank tears down while a peer still talks
     torch.distributed.destroy_process_group()
 
 
