@@ -23,10 +23,13 @@ def main():
         raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    if args.out is not None:  # one more metric: dump the predictions
+        metrics = cfg.test_evaluator
+        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [
+            metrics]
+        cfg.test_evaluator = metrics + [
+            dict(type='DumpResults', out_file_path=args.out)]
     runner = build_runner(cfg, mode='test')
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(
-            dict(type='DumpResults', out_file_path=args.out))
     runner.test()
 
 
