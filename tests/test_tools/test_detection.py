@@ -86,13 +86,15 @@ def trained_faster(toy_data, tmp_path_factory):
     return work
 
 
-# measured bbox mAP after 4 epochs: see test_toy_faster_rcnn_train_then_test
-MAP_FLOOR = 0.6
+# measured bbox mAP after 4 epochs: 0.665 (seed 0, zero-init residual and
+# channel-mean edge gradients); the floor leaves 0.165 for other CPUs'
+# floating-point paths, far above an untrained detector's ~0
+MAP_FLOOR = 0.5
 
 
 def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
-    """Measured: bbox mAP 0.738 / 0.787 after 4 epochs (200 iterations),
-    seeds 0 / 1 (the test runs seed 0); the floor keeps a margin of 0.14."""
+    """Trains 4 epochs (200 iterations); see MAP_FLOOR for the measured mAP
+    and the margin."""
     work = trained_faster
     assert metrics_of(work)['coco/bbox_mAP'] > MAP_FLOOR
     dump = tmp_path / 'predictions.pkl'
