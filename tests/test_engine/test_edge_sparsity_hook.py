@@ -144,37 +144,35 @@ def test_amp_skipped_step_applies_nothing():
     assert (edges[1.0] != edges[0.0]).all()
 
 
-def _ddp_worker(rank, world_size, port, out_dir):
+def _ddp_worker(rank, world_size, port, out_dir, lam):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     bind_gloo_to_loopback()
     torch.distributed.init_process_group(
         'gloo', rank=rank, world_size=world_size,
         timeout=datetime.timedelta(seconds=120))
-    for lam in (0.5, 0.0):
-        torch.manual_seed(0)
-        model = ToyClassifier()
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
-        hook = EdgeSparsityHook(lambda_=lam)
-        runner = fake_runner(ddp, wrapper)
-        hook.before_train(runner)
-        for it in range(5):
-            hook.before_train_iter(runner, it)
-            x, y = batch(seed=10 * it + rank)  # each rank its own data
-            wrapper.update_params(ddp(x, y, mode='loss')['loss'])
-        torch.save(masked_edges(model),
-                   os.path.join(out_dir, f'lambda{lam}_rank{rank}.pth'))
-        del ddp  # its reducer holds on to the process group
-    torch.distributed.barrier()  # no rank tears down while a peer still talks
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
+    hook = EdgeSparsityHook(lambda_=lam)
+    runner = fake_runner(ddp, wrapper)
+    hook.before_train(runner)
+    for it in range(5):
+        hook.before_train_iter(runner, it)
+        x, y = batch(seed=10 * it + rank)  # each rank its own data
+        wrapper.update_params(ddp(x, y, mode='loss')['loss'])
+    torch.save(masked_edges(model),
+               os.path.join(out_dir, f'lambda{lam}_rank{rank}.pth'))
     torch.distributed.destroy_process_group()
 
 
 def test_ddp_ranks_stay_bit_identical(tmp_path):
     import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path)))
+    for lam in (0.5, 0.0):  # a process group each, one model per group
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path), lam))
     runs = {lam: [torch.load(tmp_path / f'lambda{lam}_rank{r}.pth')
                   for r in (0, 1)] for lam in (0.5, 0.0)}
     for lam, (rank0, rank1) in runs.items():
