@@ -193,7 +193,7 @@ def run_one(task: str, name: str, seed: int, data: str, lambda_: float,
                 edges=edge_range(work_dir) if name == 'learnable' else None)
 
 
-def summary_row(name: str, runs: list, metric: str) -> str:
+def summary_row(name: str, runs: list) -> str:
     values = [r['metric'] for r in runs]
     edges = [r['edges'] for r in runs if r['edges']]
     edge_text = '-'
@@ -236,7 +236,7 @@ def main():
             runs.append(run_one(args.task, name, seed, data, args.lambda_,
                                 args.heads, out))
             print(name, seed, runs[-1], flush=True)
-        lines.append(summary_row(name, runs, spec['metric']))
+        lines.append(summary_row(name, runs))
     table = '\n'.join(lines)
     print('\n' + table)
     if args.out:
