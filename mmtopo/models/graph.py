@@ -32,10 +32,11 @@ from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import nn
 
-from .topology import StageTopology, live_nodes
+from .topology import StageTopology, live_nodes, reaching_nodes
 
 # Attribute put on a summed tensor: the inputs and weights it was made from,
 # so that backward can rebuild it instead of keeping it.
@@ -167,14 +168,24 @@ class StageGraph(BaseModule):
     Args:
         blocks: the stage's blocks, in order.
         topology: the edge mask, initial weights and whether they learn.
+        graph_mismatch: what loading a checkpoint of another graph does:
+            ``'error'`` (an accident: fail naming the stage) or ``'adapt'``
+            (on purpose, e.g. fine-tuning a pruned graph from the learnable
+            checkpoint: keep this graph, take the checkpoint's weights of
+            the edges both have, and log every edge dropped or missing).
         init_cfg: mmengine initialisation of the stage itself.
     """
 
     def __init__(self,
                  blocks: Sequence[nn.Module],
                  topology: StageTopology,
+                 graph_mismatch: str = 'error',
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
+        if graph_mismatch not in GRAPH_MISMATCH:
+            raise ValueError(f'graph_mismatch must be one of '
+                             f'{GRAPH_MISMATCH}, got {graph_mismatch!r}')
+        self.graph_mismatch = graph_mismatch
         num_nodes = len(blocks) + 1
         if topology.mask.shape != (num_nodes, num_nodes):
             raise ValueError(
@@ -242,15 +253,22 @@ class StageGraph(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
+        # without gradients, a block whose output reaches nothing is not
+        # run either (in training it is: zero edges leaving it get their
+        # gradients from its output, so that they can grow back)
+        useful = [True] * (len(self) + 1) if track else reaching_nodes(
+            len(self) + 1, [(i, j, values[i][j])
+                            for j, srcs in enumerate(self._sources)
+                            for i in srcs])
         # feeds[j]: (weight, tensor) of every in-edge of j from a live node
         feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
         first = self[0](x)
         self._fan_out(0, first, values, track, feeds)
         for j in range(1, len(self) + 1):
-            if not any(w != 0.0 for w, _ in feeds[j]):  # removed node
-                if j == len(self):
+            if not useful[j] or not any(w != 0.0 for w, _ in feeds[j]):
+                if j == len(self):  # every path is cut: constant zero
                     return torch.zeros_like(first)
-                continue
+                continue  # a removed node
             weights = [w for w, _ in feeds[j]]
             inputs = [t for _, t in feeds[j]]
             identity = self._is_fixed_identity(weights)
@@ -279,6 +297,10 @@ class StageGraph(BaseModule):
         """Hand node ``i``'s output to the nodes it feeds; when training,
         through a :class:`FanOut` so that its gradients meet in one place."""
         consumers = self._consumers[i]
+        if not (track and self.edge_weights.requires_grad):
+            # a zero edge adds nothing; it is kept only while its weight
+            # needs a gradient (so that it can grow back)
+            consumers = [j for j in consumers if values[i][j] != 0.0]
         weights = [values[i][j] for j in consumers]
         if track and consumers and not self._is_fixed_identity(weights):
             parts = FanOut.apply(self.edge_weights[i, consumers], weights,
@@ -296,13 +318,50 @@ class StageGraph(BaseModule):
             theirs = state_dict[key]
             if theirs.shape != self.edge_mask.shape or not torch.equal(
                     theirs.bool().cpu(), self.edge_mask.cpu()):
-                raise ValueError(
-                    f'checkpoint graph does not fit the model at {key!r}: '
-                    f'checkpoint has {_describe(theirs)}, model has '
-                    f'{_describe(self.edge_mask)}')
+                if self.graph_mismatch == 'error':
+                    raise ValueError(
+                        f'checkpoint graph does not fit the model at {key!r}: '
+                        f'checkpoint has {_describe(theirs)}, model has '
+                        f'{_describe(self.edge_mask)} (to load it into this '
+                        "graph on purpose, set graph_mismatch='adapt')")
+                state_dict = dict(state_dict)
+                self._adapt_graph(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _adapt_graph(self, state_dict: dict, prefix: str) -> None:
+        """Rewrite the checkpoint's graph at ``prefix`` into this one: the
+        edges both have keep the checkpoint's weights, the others are
+        reported (``graph_mismatch='adapt'``)."""
+        n = self.edge_mask.shape[0]
+        mask = state_dict[prefix + 'edge_mask'].bool().cpu()
+        weights = state_dict.get(prefix + 'edge_weights')
+        if mask.shape != (n, n) or weights is None:
+            raise ValueError(
+                f'checkpoint graph at {prefix}edge_mask has '
+                f'{_describe(mask)}: a stage of another length cannot be '
+                f'adapted to this one of {len(self)} blocks')
+        weights = weights.cpu().float()
+        ours = self.edge_mask.cpu()
+        dropped = [(i, j, round(float(weights[i, j]), 6))
+                   for i, j in (mask & ~ours).nonzero().tolist()]
+        missing = [tuple(e) for e in (ours & ~mask).nonzero().tolist()]
+        adapted = torch.where(ours & mask, weights,
+                              self.edge_weights.detach().cpu().float())
+        state_dict[prefix + 'edge_mask'] = self.edge_mask.clone()
+        state_dict[prefix + 'edge_weights'] = adapted.to(
+            self.edge_weights.dtype)
+        blocks = [k for k in self.removed
+                  if any(key.startswith(f'{prefix}{k}.') for key in state_dict)]
+        MMLogger.get_current_instance().warning(
+            f"graph_mismatch='adapt' at {prefix.rstrip('.')}: "
+            f'dropped edges (i, j, weight) {dropped}, '
+            f'edges not in the checkpoint (kept as built) {missing}, '
+            f'removed blocks whose checkpoint weights are unused {blocks}')
+
+
+GRAPH_MISMATCH = ('error', 'adapt')
 
 
 def _describe(mask: torch.Tensor) -> str:

@@ -95,14 +95,38 @@ def reaching_nodes(num_nodes: int, edges) -> List[bool]:
     return reach
 
 
-def widest_path(num_nodes: int, edges) -> float:
-    """The largest ``t`` such that some path from node 0 to the output uses
-    only edges with ``|w| >= t``: pruning at any threshold below it keeps
-    the stage connected."""
+def prune_graph(num_nodes: int, edges, threshold: float = 0.0):
+    """The graph a deployment keeps: ``(edges, kept)``, the ``(i, j, w)``
+    edges with ``|w| > threshold`` between kept nodes, and which nodes are
+    kept, i.e. have an active input (:func:`live_nodes`) and a path to the
+    output (:func:`reaching_nodes`). The output node is kept only if the
+    stage stays connected."""
+    active = [(i, j, w) for i, j, w in edges if abs(w) > threshold]
+    kept = [a and b for a, b in zip(live_nodes(num_nodes, active),
+                                    reaching_nodes(num_nodes, active))]
+    return [(i, j, w) for i, j, w in active if kept[i] and kept[j]], kept
+
+
+def widest_path_edges(num_nodes: int, edges) -> Tuple[float, List[Edge]]:
+    """``(t, path)``: the largest ``t`` such that some path from node 0 to
+    the output uses only edges with ``|w| >= t`` (pruning at any threshold
+    below it keeps the stage connected), and the edges of such a path."""
     best = [float('inf')] + [0.0] * (num_nodes - 1)
+    via: Dict[int, int] = {}
     for i, j, w in sorted(edges, key=lambda e: e[1]):
-        best[j] = max(best[j], min(best[i], abs(w)))
-    return best[-1]
+        width = min(best[i], abs(w))
+        if width > best[j] or j not in via:
+            best[j], via[j] = max(best[j], width), i
+    path, node = [], num_nodes - 1
+    while node in via and node != 0:
+        path.append((via[node], node))
+        node = via[node]
+    return best[-1], path[::-1]
+
+
+def widest_path(num_nodes: int, edges) -> float:
+    """The width ``t`` of :func:`widest_path_edges`."""
+    return widest_path_edges(num_nodes, edges)[0]
 
 
 # --- builders, one per topology type ---------------------------------------

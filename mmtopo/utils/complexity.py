@@ -1,13 +1,19 @@
-"""FLOPs with the edges counted.
+"""FLOPs with the edges counted, and what pruning saves.
 
 mmengine's ``FlopAnalyzer`` sees the aggregation as an opaque custom autograd
-function and counts nothing for it; this registers its multiply-adds.
+function and counts nothing for it; this registers its multiply-adds. The
+forward pass of a model in eval mode skips zero edges and removed blocks, so
+the count is what the network computes as its weights stand.
 """
+import copy
 import math
+from typing import Dict, List, Sequence
 
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
+
+from ..models.topology import prune_graph
 
 AGGREGATION_OP = 'prim::PythonOp.WeightedSum'
 
@@ -18,11 +24,72 @@ def weighted_sum_flops(inputs, outputs) -> int:
     return math.prod(get_shape(outputs[0])) * len(inputs)
 
 
+def flop_analyzer(model: torch.nn.Module, inputs: tuple) -> FlopAnalyzer:
+    """mmengine's ``FlopAnalyzer`` for ``model(*inputs)``, aggregation
+    included, quiet about the ops it does not count."""
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle(AGGREGATION_OP, weighted_sum_flops)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return analyzer
+
+
 def count_flops(model: torch.nn.Module, inputs: tuple) -> int:
     """Total FLOPs (multiply-adds, as mmengine counts them) of
     ``model(*inputs)`` in eval mode, aggregations included."""
     model.eval()
-    analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(AGGREGATION_OP, weighted_sum_flops)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return analyzer.total()
+    with torch.no_grad():
+        return flop_analyzer(model, inputs).total()
+
+
+class BackboneCosts:
+    """What each block and each edge of a topology backbone costs, measured
+    once on the dense graph (every edge active), so that the FLOPs of any
+    pruning of it follow without tracing again.
+
+    Only whole blocks and edges can be saved, so the fraction of the dense
+    FLOPs left drops only when a block dies (no active input, or no path to
+    the stage output) or an edge goes to zero.
+
+    Args:
+        backbone: a ``TopoResNet``-like backbone (has ``stages``).
+        input_shape: ``(C, H, W)`` of one image. Within a stage every block
+            sees the same size, so the fractions hardly depend on it.
+    """
+
+    def __init__(self, backbone: torch.nn.Module,
+                 input_shape: Sequence[int] = (3, 224, 224)):
+        dense = copy.deepcopy(backbone)
+        names = list(dense.res_layers)
+        with torch.no_grad():
+            for stage in dense.stages:
+                stage.edge_weights.copy_(stage.edge_mask.float())
+        dense.eval()
+        with torch.no_grad():
+            device = next(dense.parameters()).device
+            image = torch.zeros(1, *input_shape, device=device)
+            by_module = flop_analyzer(dense, (image, )).by_module()
+        self.total = by_module['']
+        self.blocks: List[Dict[int, int]] = []
+        self.edge: List[float] = []
+        for name, stage in zip(names, dense.stages):
+            blocks = {k: by_module[f'{name}.{k}'] for k in range(len(stage))
+                      if k not in stage.removed}
+            self.blocks.append(blocks)
+            edges = int(stage.edge_mask.sum())
+            self.edge.append((by_module[name] - sum(blocks.values())) /
+                             max(edges, 1))
+
+    def flops(self, graphs: Sequence[dict]) -> float:
+        """FLOPs of the backbone pruned at 0 (exact zero edges dropped, dead
+        blocks removed), for its current ``topology_graphs()``."""
+        saved = 0.0
+        for blocks, edge, graph in zip(self.blocks, self.edge, graphs):
+            kept_edges, kept = prune_graph(graph['num_nodes'],
+                                           graph['edges'])
+            saved += sum(f for k, f in blocks.items() if not kept[k])
+            saved += edge * (len(graph['edges']) - len(kept_edges))
+        return self.total - saved
+
+    def fraction(self, graphs: Sequence[dict]) -> float:
+        """:meth:`flops` as a fraction of the dense backbone's."""
+        return self.flops(graphs) / self.total

@@ -244,3 +244,33 @@ def test_a_stage_cut_apart_outputs_zeros():
     model.train()
     outs = model(torch.randn(2, 3, 32, 32))
     assert outs[1].shape == (2, 128, 4, 4) and not outs[1].any()
+
+
+def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
+    """Layer 3: node 3's out-edges are all zero. Without gradients (eval,
+    inference, FLOP counting) its block is skipped and the output is the
+    same; in training it runs, so that the zero edges leaving it get the
+    gradient that lets them grow back."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'),
+                       out_indices=(2, )).double()
+    random_signed_weights(model)
+    stage = model.layer3
+    with torch.no_grad():
+        stage.edge_weights[3, :] = 0.0
+    calls = []
+    for j, block in enumerate(stage):
+        block.register_forward_hook(lambda m, i, o, j=j: calls.append(j))
+    model.eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        skipped = model(x)[0]
+    assert sorted(calls) == [0, 1, 2, 4, 5]
+    calls.clear()
+    outs, got = grads(model, x, model)
+    assert sorted(calls) == [0, 1, 2, 3, 4, 5]
+    torch.testing.assert_close(skipped, outs[0], rtol=0, atol=0)
+    grad = got['layer3.edge_weights']
+    assert (grad[3, 4:] != 0).all()  # zero edges leaving node 3 can regrow
+    assert not grad[:3, 3].any()  # node 3 affects nothing: no gradient in

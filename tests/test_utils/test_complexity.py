@@ -1,17 +1,22 @@
 """FLOPs count the aggregation: one multiply-add per edge and output
-element, nothing for an input that is passed through."""
+element, nothing for an input that is passed through or a zero edge, and
+nothing for a block that is not computed."""
+import copy
+
 import pytest
 import torch
 from mmdet.models.backbones import ResNet
 
 from mmtopo.models import TopoResNet
-from mmtopo.utils.complexity import count_flops
+from mmtopo.utils.complexity import BackboneCosts, count_flops
 
 
 @pytest.mark.parametrize('depth,topology,edges_per_stage', [
     (18, dict(type='residual'), [0, 0, 0, 0]),
-    # a 2-block stage is a 3-node DAG: edges 0->1, 0->2, 1->2
-    (18, dict(type='learnable'), [3, 3, 3, 3]),
+    # a 2-block stage is a 3-node DAG: edges 0->1, 0->2, 1->2; the default
+    # init='residual' starts 0->2 at zero, which computes nothing
+    (18, dict(type='learnable'), [2, 2, 2, 2]),
+    (18, dict(type='learnable', init='ones'), [3, 3, 3, 3]),
     # fixed 1/in-degree: node 1's single input of weight 1 is passed through
     (18, dict(type='complete'), [2, 2, 2, 2]),
     (50, dict(type='learnable', init='uniform'), [6, 10, 21, 6]),
@@ -24,3 +29,42 @@ def test_aggregation_flops_are_counted(depth, topology, edges_per_stage):
         numels = [f.numel() for f in model.eval()(x)]
     expected = sum(n * e for n, e in zip(numels, edges_per_stage))
     assert count_flops(model, (x, )) - stock == expected
+
+
+def _learned_r34():
+    """A TopoResNet-34 whose edges look learned: random magnitudes, some
+    exact zeros, a block with no active input (layer2's 2) and one whose
+    output reaches nothing (layer3's 4)."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=34, topology=dict(type='learnable',
+                                               init='uniform'))
+    with torch.no_grad():
+        for stage in model.stages:
+            w = stage.edge_weights
+            w.copy_(torch.randn_like(w) * stage.edge_mask)
+            w[torch.rand_like(w) < 0.3] = 0.
+            w[0, -1] = 1.0  # keep every stage connected
+        model.layer2.edge_weights[:, 2] = 0.
+        model.layer3.edge_weights[4, :] = 0.
+    return model
+
+
+def test_backbone_costs_give_the_flops_of_the_pruned_model():
+    """BackboneCosts, measured once on the dense graph, predicts the FLOPs
+    of the model pruned at 0 exactly, and its dense total is the count of
+    the model with every edge active."""
+    model = _learned_r34()
+    x = torch.randn(1, 3, 64, 64)
+    costs = BackboneCosts(model, input_shape=(3, 64, 64))
+    pruned = TopoResNet(depth=34, topology=model.export_topology())
+    assert 2 in pruned.layer2.removed and 4 in pruned.layer3.removed
+    assert costs.flops(model.topology_graphs()) == count_flops(pruned, (x, ))
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        for stage in dense.stages:
+            stage.edge_weights.copy_(stage.edge_mask.float())
+    assert costs.total == count_flops(dense, (x, ))
+    # without gradients the unpruned model computes just what the pruned
+    # one does: no zero edge, no block without input or use
+    assert count_flops(model, (x, )) == count_flops(pruned, (x, ))
+    assert costs.fraction(model.topology_graphs()) < 0.95

@@ -1,15 +1,21 @@
 """L1 sparsity on the learnable edge weights, as a proximal step."""
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from ...models.graph import StageGraph
+from ...models.topology import widest_path_edges
 from ...registry import register_hook
+from ...utils.complexity import BackboneCosts
+
+# message hub runtime info: lambda's growth under a budget, kept on resume
+LAMBDA_SCALE_KEY = 'topo/lambda_scale'
 
 
 @register_hook
@@ -40,9 +46,25 @@ class EdgeSparsityHook(Hook):
         by_epoch (bool): count ``begin``, ``end`` and ``warmup`` in epochs.
         warmup (int): grow lambda linearly from 0 over this many iterations
             (epochs) after ``begin``; 0 means constant.
-        target_ratio (float, optional): in (0, 1]; do not penalise while the
-            active-edge ratio is at or below it.
+        target_ratio (float, optional): a budget in (0, 1]: the fraction of
+            edges left active.
+        target_flops (float, optional): a budget in (0, 1]: the fraction of
+            the dense backbone's FLOPs left (every edge active, every block
+            computed), as the pruned model would have it. Only whole blocks
+            and edges are saved, so this drops when blocks die.
+        lambda_growth (float): with a budget, lambda is multiplied by this
+            after every iteration in which the budget is not met, so a
+            budget is reached without guessing lambda. Once it is met,
+            lambda stops growing, the penalty pauses and pruned edges stay
+            at zero. 1 keeps lambda fixed.
+        flops_input_shape (tuple): ``(C, H, W)`` the FLOPs of ``target_flops``
+            are measured at, once, before training.
         interval (int): log ``topo/*`` scalars every this many iterations.
+
+    The proximal step never cuts the last path through a stage: if it
+    would, the edges of the stage's widest path keep their values from
+    before the threshold (a stage whose output is constant zero is a broken
+    network, not a sparse one).
     """
 
     priority = 'NORMAL'
@@ -54,6 +76,9 @@ class EdgeSparsityHook(Hook):
                  by_epoch: bool = False,
                  warmup: int = 0,
                  target_ratio: Optional[float] = None,
+                 target_flops: Optional[float] = None,
+                 lambda_growth: float = 1.01,
+                 flops_input_shape: Sequence[int] = (3, 224, 224),
                  interval: int = 50):
         if not (isinstance(lambda_, (int, float)) and math.isfinite(lambda_)
                 and lambda_ >= 0):
@@ -65,9 +90,14 @@ class EdgeSparsityHook(Hook):
             raise ValueError(f'end ({end!r}) must be after begin ({begin!r})')
         if warmup < 0:
             raise ValueError(f'warmup must be >= 0, got {warmup!r}')
-        if target_ratio is not None and not 0 < target_ratio <= 1:
-            raise ValueError(
-                f'target_ratio must be in (0, 1], got {target_ratio!r}')
+        for name, value in (('target_ratio', target_ratio),
+                            ('target_flops', target_flops)):
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f'{name} must be in (0, 1], got {value!r}')
+        if not (isinstance(lambda_growth, (int, float))
+                and lambda_growth >= 1):
+            raise ValueError(f'lambda_growth must be >= 1, got '
+                             f'{lambda_growth!r}')
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval!r}')
         self.lambda_ = float(lambda_)
@@ -76,11 +106,22 @@ class EdgeSparsityHook(Hook):
         self.by_epoch = by_epoch
         self.warmup = warmup
         self.target_ratio = target_ratio
+        self.target_flops = target_flops
+        self.lambda_growth = float(lambda_growth)
+        self.flops_input_shape = tuple(flops_input_shape)
         self.interval = interval
         self._stages: List[Tuple[str, StageGraph]] = []
+        self._costs: List[Tuple[nn.Module, BackboneCosts]] = []
         self._handles: list = []
         self._lambda_now = 0.0
+        self._lambda_scale = 1.0  # the budget's growth so far
+        self._hold = False  # budget met: keep zero edges at zero
+        self._held: List[torch.Tensor] = []
         self._disconnected: set = set()
+
+    @property
+    def has_budget(self) -> bool:
+        return self.target_ratio is not None or self.target_flops is not None
 
     # -- the schedule ------------------------------------------------------
     def lambda_at(self, step: int) -> float:
@@ -101,6 +142,10 @@ class EdgeSparsityHook(Hook):
         self._stages = [(name, m) for name, m in model.named_modules()
                         if isinstance(m, StageGraph) and m.learnable
                         and m.edge_weights.requires_grad]
+        # the budget's growth so far: in the message hub's runtime info, so
+        # a resumed run continues it and a load_from run starts afresh
+        self._lambda_scale = runner.message_hub.get_info(
+            LAMBDA_SCALE_KEY, 1.0)
         if not self._stages:
             runner.logger.warning(
                 'EdgeSparsityHook: the model has no trainable edge weights '
@@ -110,12 +155,17 @@ class EdgeSparsityHook(Hook):
         wrappers = (runner.optim_wrapper.values() if isinstance(
             runner.optim_wrapper, OptimWrapperDict) else
                     [runner.optim_wrapper])
+        if self.target_flops is not None:
+            self._costs = [(m, BackboneCosts(m, self.flops_input_shape))
+                           for m in model.modules()
+                           if hasattr(m, 'stages') and any(
+                               s.learnable for s in m.stages)]
         found = set()
         for wrapper in wrappers:
             optimizer = wrapper.optimizer
             groups = self._edge_groups(optimizer, self._stages)
             if groups:
-                found.update(id(w) for w, _ in groups)
+                found.update(id(s.edge_weights) for s, _ in groups)
                 self._handles.append(
                     optimizer.register_step_post_hook(
                         lambda opt, args, kwargs, groups=groups: self.
@@ -128,11 +178,12 @@ class EdgeSparsityHook(Hook):
                 f'{missing}; they would never be penalised')
 
     @staticmethod
-    def _edge_groups(optimizer, stages) -> List[Tuple[torch.Tensor, Dict]]:
-        """(edge tensor, its param group) for edges this optimizer holds."""
+    def _edge_groups(optimizer, stages) -> List[Tuple[StageGraph, Dict]]:
+        """(stage, the param group of its edges) for the stages whose edges
+        this optimizer holds."""
         owner = {id(p): group for group in optimizer.param_groups
                  for p in group['params']}
-        return [(s.edge_weights, owner[id(s.edge_weights)])
+        return [(s, owner[id(s.edge_weights)])
                 for _, s in stages if id(s.edge_weights) in owner]
 
     def after_train(self, runner) -> None:
@@ -144,19 +195,51 @@ class EdgeSparsityHook(Hook):
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         step = runner.epoch if self.by_epoch else runner.iter
-        lam = self.lambda_at(step)
-        if lam > 0 and self.target_ratio is not None and self._stages:
-            if self.edge_stats()['active_ratio'] <= self.target_ratio:
-                lam = 0.0
+        lam = self.lambda_at(step) * self._lambda_scale
+        self._hold = lam > 0 and self.has_budget and self.budget_met()
+        if self._hold:
+            lam = 0.0
+            self._held = [s.edge_weights.detach() == 0
+                          for _, s in self._stages]
+        elif lam > 0 and self.has_budget:
+            self._lambda_scale *= self.lambda_growth
+            runner.message_hub.update_info(LAMBDA_SCALE_KEY,
+                                           self._lambda_scale)
         self._lambda_now = lam
+
+    def budget_met(self) -> bool:
+        """Whether every budget given (edges, FLOPs) is met now."""
+        if self.target_ratio is not None and \
+                self.edge_stats()['active_ratio'] > self.target_ratio:
+            return False
+        return self.target_flops is None or \
+            self.flops_ratio() <= self.target_flops
+
+    def flops_ratio(self) -> float:
+        """The backbones' FLOPs, pruned at 0, as a fraction of dense."""
+        left = sum(costs.flops(m.topology_graphs()) for m, costs in
+                   self._costs)
+        return left / sum(costs.total for _, costs in self._costs)
 
     @torch.no_grad()
     def _proximal_step(self, groups) -> None:
+        if self._hold:  # budget met: what is pruned stays pruned
+            held = {id(s): h for (_, s), h in zip(self._stages, self._held)}
+            for stage, _ in groups:
+                stage.edge_weights.masked_fill_(held[id(stage)], 0.0)
+            return
         if self._lambda_now == 0.0:
             return
-        for weights, group in groups:
-            threshold = group['lr'] * self._lambda_now
-            weights.copy_(F.softshrink(weights, threshold))
+        for stage, group in groups:
+            weights = stage.edge_weights
+            before = weights.clone()
+            weights.copy_(F.softshrink(weights, group['lr'] *
+                                       self._lambda_now))
+            if not stage.connects_input_to_output():
+                _, path = widest_path_edges(len(stage) + 1,
+                                            _edges(stage, before))
+                for i, j in path:
+                    weights[i, j] = before[i, j]
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
@@ -165,6 +248,11 @@ class EdgeSparsityHook(Hook):
             return
         hub = runner.message_hub
         hub.update_scalar('train/topo/lambda', self._lambda_now)
+        for name in ('target_ratio', 'target_flops'):
+            if getattr(self, name) is not None:
+                hub.update_scalar(f'train/topo/{name}', getattr(self, name))
+        if self._costs:
+            hub.update_scalar('train/topo/flops_ratio', self.flops_ratio())
         for key, value in self.edge_stats().items():
             hub.update_scalar(f'train/topo/{key}', value)
         self._warn_disconnected(runner)
@@ -200,3 +288,9 @@ class EdgeSparsityHook(Hook):
         stats['active_edges'] = total_active
         stats['active_ratio'] = total_active / max(total_edges, 1)
         return stats
+
+
+def _edges(stage: StageGraph, weights: torch.Tensor) -> List[tuple]:
+    """``(i, j, weight)`` of the stage's edges, taken from ``weights``."""
+    values = weights.tolist()
+    return [(i, j, values[i][j]) for i, j, _ in stage.edges()]

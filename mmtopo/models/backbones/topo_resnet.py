@@ -15,8 +15,7 @@ from torch import nn
 
 from ...registry import register_model
 from ..graph import StageGraph
-from ..topology import (build_topologies, live_nodes, reaching_nodes,
-                        widest_path)
+from ..topology import build_topologies, prune_graph, widest_path
 
 TopologySpec = Union[dict, Sequence[dict]]
 
@@ -29,6 +28,10 @@ class TopoMixin:
             e.g. ``dict(type='learnable', init='residual')``. Types:
             ``residual`` (stock ResNet), ``complete``, ``random``,
             ``learnable``, ``custom``; see :mod:`mmtopo.models.topology`.
+        graph_mismatch: loading a checkpoint of another graph is an error
+            (``'error'``), or, on purpose, adapted to this graph with a
+            report of the edges dropped (``'adapt'``; see
+            :class:`~mmtopo.models.graph.StageGraph`).
         norm_eval: defaults to False as in mmpretrain (detection configs set
             True explicitly); the other arguments are mmdet's.
     """
@@ -36,13 +39,15 @@ class TopoMixin:
     def __init__(self,
                  *args,
                  topology: TopologySpec = dict(type='residual'),
+                 graph_mismatch: str = 'error',
                  norm_eval: bool = False,
                  **kwargs):
         super().__init__(*args, norm_eval=norm_eval, **kwargs)
         graphs = build_topologies(topology, self.num_stages,
                                   self.stage_blocks)
         for name, graph in zip(self.res_layers, graphs):
-            setattr(self, name, StageGraph(list(getattr(self, name)), graph))
+            setattr(self, name, StageGraph(list(getattr(self, name)), graph,
+                                           graph_mismatch=graph_mismatch))
         self._freeze_stages()  # again: the edge weights are new parameters
 
     def train(self, mode: bool = True):
@@ -86,21 +91,16 @@ class TopoMixin:
         specs = []
         for name, graph in zip(self.res_layers, self.topology_graphs()):
             n = graph['num_nodes']
-            kept = [(i, j, w) for i, j, w in graph['edges']
-                    if abs(w) > threshold]
-            live = live_nodes(n, kept)
-            useful = reaching_nodes(n, kept)
-            if not live[-1]:
+            kept_edges, kept = prune_graph(n, graph['edges'], threshold)
+            if not kept[-1]:
                 raise ValueError(
                     f'{name}: pruning at threshold {threshold!r} cuts every '
                     f'path from its input to its output; thresholds below '
                     f'{widest_path(n, graph["edges"]):.6g} keep it connected')
-            keep = [a and b for a, b in zip(live, useful)]
-            kept = [(i, j, w) for i, j, w in kept if keep[i] and keep[j]]
-            spec = dict(type='custom', edges=[(i, j) for i, j, _ in kept],
-                        weights=[w for _, _, w in kept],
+            spec = dict(type='custom', edges=[(i, j) for i, j, _ in kept_edges],
+                        weights=[w for _, _, w in kept_edges],
                         learnable=graph['learnable'])
-            removed = [k for k in range(1, n - 1) if not keep[k]]
+            removed = [k for k in range(1, n - 1) if not kept[k]]
             if removed:
                 spec['removed'] = removed
             specs.append(spec)
