@@ -28,11 +28,12 @@ Adam-style optimizers do not see it at all. The sparsity hook's threshold
 ``lr * lambda`` acts on the same scale, so ``lambda`` is compared with an
 edge's channel-mean gradient.
 """
+import logging
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
-from mmengine.logging import MMLogger
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -253,17 +254,19 @@ class StageGraph(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
-        # without gradients, a block whose output reaches nothing is not
-        # run either (in training it is: zero edges leaving it get their
-        # gradients from its output, so that they can grow back)
-        useful = [True] * (len(self) + 1) if track else reaching_nodes(
+        # Outside training (eval mode or no gradients) zero edges and blocks
+        # whose output reaches nothing are skipped: the pruned network's
+        # cost. Training keeps both while the edges learn: a zero edge
+        # gets the gradient that lets it grow back.
+        learning = track and self.training and self.edge_weights.requires_grad
+        useful = [True] * (len(self) + 1) if learning else reaching_nodes(
             len(self) + 1, [(i, j, values[i][j])
                             for j, srcs in enumerate(self._sources)
                             for i in srcs])
         # feeds[j]: (weight, tensor) of every in-edge of j from a live node
         feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
         first = self[0](x)
-        self._fan_out(0, first, values, track, feeds)
+        self._fan_out(0, first, values, track, learning, feeds)
         for j in range(1, len(self) + 1):
             if not useful[j] or not any(w != 0.0 for w, _ in feeds[j]):
                 if j == len(self):  # every path is cut: constant zero
@@ -287,19 +290,18 @@ class StageGraph(BaseModule):
                 delattr(node_in, _RECIPE)
             else:
                 output = self[j](node_in)
-            self._fan_out(j, output, values, track, feeds)
+            self._fan_out(j, output, values, track, learning, feeds)
 
     def _is_fixed_identity(self, weights: List[float]) -> bool:
         return not self.learnable and weights == [1.0]
 
     def _fan_out(self, i: int, output: torch.Tensor, values: List[list],
-                 track: bool, feeds: List[List[tuple]]) -> None:
+                 track: bool, learning: bool,
+                 feeds: List[List[tuple]]) -> None:
         """Hand node ``i``'s output to the nodes it feeds; when training,
         through a :class:`FanOut` so that its gradients meet in one place."""
         consumers = self._consumers[i]
-        if not (track and self.edge_weights.requires_grad):
-            # a zero edge adds nothing; it is kept only while its weight
-            # needs a gradient (so that it can grow back)
+        if not learning:  # a zero edge adds nothing
             consumers = [j for j in consumers if values[i][j] != 0.0]
         weights = [values[i][j] for j in consumers]
         if track and consumers and not self._is_fixed_identity(weights):
@@ -354,11 +356,12 @@ class StageGraph(BaseModule):
             self.edge_weights.dtype)
         blocks = [k for k in self.removed
                   if any(key.startswith(f'{prefix}{k}.') for key in state_dict)]
-        MMLogger.get_current_instance().warning(
+        print_log(
             f"graph_mismatch='adapt' at {prefix.rstrip('.')}: "
             f'dropped edges (i, j, weight) {dropped}, '
             f'edges not in the checkpoint (kept as built) {missing}, '
-            f'removed blocks whose checkpoint weights are unused {blocks}')
+            f'removed blocks whose checkpoint weights are unused {blocks}',
+            logger='current', level=logging.WARNING)
 
 
 GRAPH_MISMATCH = ('error', 'adapt')

@@ -10,7 +10,7 @@ import math
 from typing import Dict, List, Sequence
 
 import torch
-from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis import FlopAnalyzer, complexity_analysis
 from mmengine.analysis.jit_handles import get_shape
 
 from ..models.topology import prune_graph
@@ -24,11 +24,16 @@ def weighted_sum_flops(inputs, outputs) -> int:
     return math.prod(get_shape(outputs[0])) * len(inputs)
 
 
+# Every FlopAnalyzer counts the aggregation, so mmdet's and mmpretrain's own
+# get_flops tools (get_model_complexity_info) do too once mmtopo is imported.
+complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(
+    AGGREGATION_OP, weighted_sum_flops)
+
+
 def flop_analyzer(model: torch.nn.Module, inputs: tuple) -> FlopAnalyzer:
     """mmengine's ``FlopAnalyzer`` for ``model(*inputs)``, aggregation
     included, quiet about the ops it does not count."""
     analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(AGGREGATION_OP, weighted_sum_flops)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return analyzer
 

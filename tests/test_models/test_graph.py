@@ -247,10 +247,10 @@ def test_a_stage_cut_apart_outputs_zeros():
 
 
 def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
-    """Layer 3: node 3's out-edges are all zero. Without gradients (eval,
-    inference, FLOP counting) its block is skipped and the output is the
-    same; in training it runs, so that the zero edges leaving it get the
-    gradient that lets them grow back."""
+    """Layer 3: node 3's out-edges are all zero. Outside training (eval
+    mode, or no gradients: inference, FLOP counting) its block is skipped
+    and the output is the same; in training it runs, so that the zero edges
+    leaving it get the gradient that lets them grow back."""
     torch.manual_seed(0)
     model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
                        topology=dict(type='learnable', init='uniform'),
@@ -267,6 +267,13 @@ def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
     with torch.no_grad():
         skipped = model(x)[0]
     assert sorted(calls) == [0, 1, 2, 4, 5]
+    calls.clear()
+    with torch.enable_grad():
+        assert torch.equal(model(x)[0], skipped)  # eval: skipped too
+    assert sorted(calls) == [0, 1, 2, 4, 5]
+    stage.train()  # the stage trains, its BatchNorms stay as in eval
+    for block in stage:
+        block.eval()
     calls.clear()
     outs, got = grads(model, x, model)
     assert sorted(calls) == [0, 1, 2, 3, 4, 5]

@@ -1,3 +1,6 @@
+import logging
+from unittest import mock
+
 import pytest
 import torch
 from mmdet.models.backbones import ResNet, ResNetV1d, ResNeXt
@@ -179,6 +182,55 @@ def test_checkpoint_of_other_depth_is_refused():
     model = TopoResNet(depth=34, topology=LEARNABLE)
     with pytest.raises(ValueError, match='edge_mask'):
         model.load_state_dict(state, strict=False)
+
+
+def test_graph_mismatch_adapt_loads_a_learned_checkpoint_into_its_pruning():
+    """Fine-tuning a pruned graph from the learnable checkpoint on purpose:
+    with graph_mismatch='adapt' the pruned model gets the checkpoint's
+    weights on the edges it keeps, computes what the exported pruned model
+    computes, and the log names every edge and block dropped. Without it,
+    the same load fails naming the stage and the option."""
+    torch.manual_seed(0)
+    learned = TopoResNet(depth=34, base_channels=8, stem_channels=8,
+                         topology=dict(type='learnable', init='uniform'))
+    with torch.no_grad():
+        for stage in learned.stages:
+            stage.edge_weights.mul_(torch.rand_like(stage.edge_weights))
+        learned.layer2.edge_weights[:, 2] = 0.  # block 2 dies
+    specs = learned.export_topology(threshold=0.05)
+    assert specs[1]['removed'] == [2]
+    state = learned.state_dict()
+    exported = TopoResNet(depth=34, base_channels=8, stem_channels=8,
+                          topology=specs)
+    with pytest.raises(ValueError, match=r"at 'layer1.edge_mask'.*"
+                       r"graph_mismatch='adapt'"):
+        exported.load_state_dict(state, strict=False)
+    exported.load_state_dict(
+        {k: v for k, v in state.items() if 'edge_' not in k}, strict=False)
+    adapted = TopoResNet(depth=34, base_channels=8, stem_channels=8,
+                         topology=specs, graph_mismatch='adapt')
+    with mock.patch('mmtopo.models.graph.print_log') as log:
+        result = adapted.load_state_dict(state, strict=False)
+    assert not result.missing_keys
+    removed = tuple(f'layer{s + 1}.{k}.' for s, spec in enumerate(specs)
+                    for k in spec.get('removed', []))
+    assert 'layer2.2.' in removed
+    assert sorted(result.unexpected_keys) == sorted(
+        k for k in state if k.startswith(removed))
+    x = torch.randn(2, 3, 32, 32)
+    adapted.eval(), exported.eval()
+    for a, b in zip(adapted(x), exported(x)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    dropped = [(i, j) for i, j in learned.layer2.edge_mask.nonzero().tolist()
+               if (i, j) not in specs[1]['edges']]
+    report = next(c.args[0] for c in log.call_args_list
+                  if 'at layer2:' in c.args[0])
+    assert log.call_args.kwargs['level'] == logging.WARNING
+    for i, j in dropped:
+        assert f'({i}, {j}, ' in report
+    assert 'removed blocks whose checkpoint weights are unused [2]' in report
+    with pytest.raises(ValueError, match='graph_mismatch must be one of'):
+        TopoResNet(depth=18, graph_mismatch='ignore')
 
 
 def test_learnable_edges_get_gradients_and_masked_edges_never_change():

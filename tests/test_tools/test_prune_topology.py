@@ -93,3 +93,27 @@ def test_fails_clearly(tmp_path):
                        "model at 'backbone.layer1.edge_mask'"):
         tool().main([str(DIGITS_RESIDUAL), str(tmp_path / 'trained.pth'),
                      str(tmp_path / 'out')])
+
+
+def test_load_from_the_learned_checkpoint_into_the_pruned_config(tmp_path):
+    """The documented route to fine-tune the pruned graph from the original
+    checkpoint: the pruned config with ``graph_mismatch='adapt'`` and
+    ``load_from`` the learned one (mmengine loads non-strictly) gets the
+    pruned checkpoint's weights, the dropped blocks' ones left out."""
+    from mmengine.runner import load_checkpoint
+    trained_like(tmp_path / 'trained.pth')
+    tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
+                 str(tmp_path / 'out'), '--threshold', '1e-3'])
+    cfg_file = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.py'
+    cfg = Config.fromfile(str(cfg_file))
+    cfg.model.backbone.graph_mismatch = 'adapt'
+    cfg.dump(str(tmp_path / 'finetune.py'))
+    model = build(tmp_path / 'finetune.py')
+    load_checkpoint(model, str(tmp_path / 'trained.pth'), strict=False,
+                    logger='silent')
+    pruned = torch.load(tmp_path / 'out' /
+                        'topo_resnet18_cifar_digits_pruned.pth')['state_dict']
+    state = model.state_dict()
+    assert sorted(state) == sorted(pruned)
+    for key, value in pruned.items():
+        assert torch.equal(state[key], value), key

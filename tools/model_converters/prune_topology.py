@@ -12,11 +12,9 @@ to zero; mmdet's and mmpretrain's own ``tools/test.py`` read the pair.
 OUT_DIR may be any path mmengine's file backends take (``s3://...``).
 """
 import argparse
-import copy
 import io
 import os.path as osp
 import sys
-from typing import Tuple
 
 import torch
 from mmengine.config import Config
@@ -25,57 +23,21 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
-
-
-def topology_backbone(model) -> Tuple[str, torch.nn.Module]:
-    """(name, module) of the model's TopoResNet-like backbone."""
-    found = [(name, m) for name, m in model.named_modules()
-             if hasattr(m, 'export_topology')]
-    if not found:
-        raise ValueError('the model has no TopoResNet backbone: there is no '
-                         'topology to prune')
-    return found[0]
-
-
-def pruned_config(cfg: Config, specs) -> Config:
-    """``cfg`` with fixed ``custom`` topologies, no pretrained init and no
-    sparsity hook (nothing left to learn)."""
-    cfg = copy.deepcopy(cfg)
-    backbone = cfg.model.backbone
-    backbone.topology = [dict(spec, learnable=False) for spec in specs]
-    backbone.init_cfg = None
-    backbone.pop('pretrained', None)
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
-                        if h['type'] not in ('EdgeSparsityHook',
-                                             'mmtopo.EdgeSparsityHook')]
-    cfg.load_from = None
-    return cfg
+from mmtopo.utils.pruning import prune_model, topology_backbone
 
 
 def prune(config: str, checkpoint: str, threshold: float = 0.0):
-    """The pruned config and the pruned model (weights loaded)."""
+    """The pruned config, the pruned model and the trained one."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     # strict: a config that does not match the checkpoint is an error
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                     logger='silent')
-    name, backbone = topology_backbone(model)
-    if not any(stage.learnable for stage in backbone.stages):
-        raise ValueError(f'{checkpoint}: the {name} has no learnable edges '
-                         '(a fixed topology), so nothing was learned to prune')
-    specs = backbone.export_topology(threshold)
-    new_cfg = pruned_config(cfg, specs)
-    pruned = MODELS.build(new_cfg.model)
-    own = pruned.state_dict()
-    state = {k: v for k, v in model.state_dict().items()
-             if k in own and 'edge_' not in k}
-    missing = [k for k in own if k not in state and 'edge_' not in k]
-    if missing:  # cannot happen unless the two builds disagree
-        raise RuntimeError(f'pruned model has weights the checkpoint lacks: '
-                           f'{missing[:5]}')
-    state.update({k: v for k, v in own.items() if 'edge_' in k})
-    pruned.load_state_dict(state, strict=True)
+    try:
+        new_cfg, pruned = prune_model(cfg, model, threshold)
+    except ValueError as err:
+        raise ValueError(f'{checkpoint}: {err}') from None
     return new_cfg, pruned, model
 
 

@@ -1,0 +1,67 @@
+"""From a trained learnable topology to a deployable model: the pruned
+config (fixed ``custom`` graphs, dead blocks removed) and its weights."""
+import copy
+from typing import Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS
+
+
+def topology_backbone(model: torch.nn.Module) -> Tuple[str, torch.nn.Module]:
+    """(name, module) of the model's TopoResNet-like backbone."""
+    found = [(name, m) for name, m in model.named_modules()
+             if hasattr(m, 'export_topology')]
+    if not found:
+        raise ValueError('the model has no TopoResNet backbone: there is no '
+                         'topology to prune')
+    return found[0]
+
+
+def pruned_config(cfg: Config, specs) -> Config:
+    """``cfg`` with fixed ``custom`` topologies, no pretrained init and no
+    sparsity hook (nothing left to learn)."""
+    cfg = copy.deepcopy(cfg)
+    backbone = cfg.model.backbone
+    backbone.topology = [dict(spec, learnable=False) for spec in specs]
+    backbone.init_cfg = None
+    backbone.pop('pretrained', None)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h['type'] not in ('EdgeSparsityHook',
+                                             'mmtopo.EdgeSparsityHook')]
+    cfg.load_from = None
+    return cfg
+
+
+def prune_model(cfg: Config, model: torch.nn.Module,
+                threshold: float = 0.0) -> Tuple[Config, torch.nn.Module]:
+    """The pruned config of ``model`` (built from ``cfg``, trained) at
+    ``threshold``, and the pruned model holding its weights."""
+    name, backbone = topology_backbone(model)
+    if not any(stage.learnable for stage in backbone.stages):
+        raise ValueError(f'the {name} has no learnable edges (a fixed '
+                         'topology), so nothing was learned to prune')
+    new_cfg = pruned_config(cfg, backbone.export_topology(threshold))
+    pruned = MODELS.build(new_cfg.model)
+    own = pruned.state_dict()
+    state = {k: v for k, v in model.state_dict().items()
+             if k in own and 'edge_' not in k}
+    missing = [k for k in own if k not in state and 'edge_' not in k]
+    if missing:  # cannot happen unless the two builds disagree
+        raise RuntimeError(f'pruned model has weights the checkpoint lacks: '
+                           f'{missing[:5]}')
+    state.update({k: v for k, v in own.items() if 'edge_' in k})
+    pruned.load_state_dict(state, strict=True)
+    return new_cfg, pruned
+
+
+def densified(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` with every learnable edge at 1: the dense graph
+    the FLOPs budgets are fractions of."""
+    dense = copy.deepcopy(model)
+    _, backbone = topology_backbone(dense)
+    with torch.no_grad():
+        for stage in backbone.stages:
+            if stage.learnable:
+                stage.edge_weights.copy_(stage.edge_mask.float())
+    return dense
