@@ -1,10 +1,12 @@
 """From a trained learnable topology to a deployable model: the pruned
 config (fixed ``custom`` graphs, dead blocks removed) and its weights."""
 import copy
+import io
 from typing import Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.fileio import get_file_backend
 from mmengine.registry import MODELS
 
 
@@ -65,3 +67,17 @@ def densified(model: torch.nn.Module) -> torch.nn.Module:
             if stage.learnable:
                 stage.edge_weights.copy_(stage.edge_mask.float())
     return dense
+
+
+def save_pruned(cfg: Config, model: torch.nn.Module, out_dir: str,
+                stem: str, meta: dict) -> Tuple[str, str]:
+    """Write ``OUT_DIR/<stem>.py`` and ``<stem>.pth`` through mmengine's
+    file backends (so ``s3://...`` works); returns both paths."""
+    backend = get_file_backend(out_dir)
+    cfg_path = backend.join_path(out_dir, stem + '.py')
+    ckpt_path = backend.join_path(out_dir, stem + '.pth')
+    backend.put_text(cfg.pretty_text, cfg_path)
+    buffer = io.BytesIO()
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), buffer)
+    backend.put(buffer.getvalue(), ckpt_path)
+    return cfg_path, ckpt_path

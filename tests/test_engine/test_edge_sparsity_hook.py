@@ -393,8 +393,8 @@ def test_target_ratio_stops_exactly_at_the_boundary():
 def test_budget_grows_lambda_until_met_then_holds_the_pruned_edges():
     """While the budget (here 0.75 of the 12 edges) is not met, lambda is
     multiplied by lambda_growth every iteration; once it is met, lambda
-    stops growing, nothing is thresholded, and an edge at zero stays at
-    zero although SGD would move it."""
+    stops growing, nothing is thresholded, and edges at zero stay at zero
+    when SGD would regrow them past the budget."""
     hook = EdgeSparsityHook(lambda_=0.5, target_ratio=0.75, lambda_growth=2)
     model, wrapper, runner = hooked(hook)
     seen = []
@@ -425,6 +425,24 @@ def test_budget_grows_lambda_until_met_then_holds_the_pruned_edges():
     hook.before_train_iter(runner, 5)
     assert hook._lambda_now == 0.0
     assert runner.message_hub.get_info('topo/lambda_scale') == 16
+
+
+def test_within_the_budget_zero_edges_grow_back():
+    """A budget of every edge is always met: no penalty, and an edge at
+    zero regrows as plain SGD moves it."""
+    hook = EdgeSparsityHook(lambda_=0.5, target_ratio=1.0)
+    model, wrapper, runner = hooked(hook)
+    with torch.no_grad():
+        model.backbone.layer1.edge_weights[0, 2] = 0.
+    hook.before_train_iter(runner, 0)
+    assert hook._lambda_now == 0.0 and hook._hold
+    x, y = batch()
+    wrapper.backward(model(x, y, mode='loss')['loss'])
+    sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
+    wrapper.step()
+    assert sgd[0][0, 2] != 0
+    for w, expected in zip(edge_params(model), sgd):
+        torch.testing.assert_close(w.detach(), expected, atol=1e-7, rtol=0)
 
 
 def test_lambda_growth_continues_from_the_message_hub():
@@ -617,3 +635,38 @@ def test_training_meets_edge_and_flops_budgets_without_cutting_a_stage(
     assert hub.get_scalar('train/topo/target_flops').current() == 0.85
     assert hub.get_scalar('train/topo/target_ratio').current() == 0.6
     assert hub.get_scalar('train/topo/lambda').current() == 0.0  # holding
+
+
+def test_logged_scalars_are_the_true_values_every_interval():
+    """Every ``interval`` iterations (and only then): lambda, the budgets,
+    the FLOPs ratio, the L1 norms and active counts, in all and per stage."""
+    hook = EdgeSparsityHook(lambda_=0.5, target_ratio=0.9, target_flops=0.8,
+                            flops_input_shape=(3, 16, 16), interval=3)
+    model, _, runner = hooked(hook)
+    with torch.no_grad():
+        model.backbone.layer2.edge_weights[0, 2] = 0.
+        model.backbone.layer4.edge_weights[1, 2] = -0.25
+    hub = runner.message_hub
+    hook.before_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0)  # iteration 1 of every 3: nothing
+    assert 'train/topo/lambda' not in hub.log_scalars
+    runner.iter = 2
+    hook.before_train_iter(runner, 2)
+    hook.after_train_iter(runner, 2)
+    edges = masked_edges(model)
+    expected = {
+        'lambda': 0.5 * 1.01,  # grown once: the budget was not met
+        'target_ratio': 0.9, 'target_flops': 0.8,
+        'flops_ratio': hook.flops_ratio(),
+        'edge_l1': float(edges.abs().sum()),
+        'active_edges': 11, 'active_ratio': 11 / 12,
+        'backbone.layer2/active_edges': 2,
+        'backbone.layer4/edge_l1': float(
+            model.backbone.layer4.edge_weights.abs().sum()),
+    }
+    for key, value in expected.items():
+        assert hub.get_scalar(f'train/topo/{key}').current() == \
+            pytest.approx(value, rel=1e-6), key
+    assert hook.flops_ratio() < 1.0  # the zero edge computes nothing
+    hook.after_train(runner)
+    hook.after_train(runner)  # twice is harmless: no hooks left to remove

@@ -233,6 +233,43 @@ def test_graph_mismatch_adapt_loads_a_learned_checkpoint_into_its_pruning():
         TopoResNet(depth=18, graph_mismatch='ignore')
 
 
+def test_graph_mismatch_adapt_reports_exactly_what_changed():
+    """Checkpoint layer1 edges 0->1, 1->2, 0->2 (0.123456789), 2->3; the
+    model's 0->1, 1->2, 2->3, 1->3. 0->2 is dropped (reported to 6
+    decimals), 1->3 is not in the checkpoint (kept as built, 0.5), the
+    rest take the checkpoint's weights, nothing lands off the mask."""
+    theirs = TopoResNet(depth=34, base_channels=4, stem_channels=4,
+                        topology=[dict(type='custom', edges=[
+                            (0, 1), (1, 2), (0, 2), (2, 3)],
+                            weights=[0.7, -0.3, 0.123456789, 1.5],
+                            learnable=True), LEARNABLE, LEARNABLE,
+                            LEARNABLE])
+    ours = TopoResNet(depth=34, base_channels=4, stem_channels=4,
+                      topology=[dict(type='custom', edges=[
+                          (0, 1), (1, 2), (2, 3), (1, 3)],
+                          weights=[1., 1., 1., 0.5]), LEARNABLE, LEARNABLE,
+                          LEARNABLE], graph_mismatch='adapt')
+    with mock.patch('mmtopo.models.graph.print_log') as log:
+        ours.load_state_dict(theirs.state_dict())
+    (report, ), kwargs = log.call_args
+    assert report == (
+        "graph_mismatch='adapt' at layer1: dropped edges (i, j, weight) "
+        '[(0, 2, 0.123457)], edges not in the checkpoint (kept as built) '
+        '[(1, 3)], removed blocks whose checkpoint weights are unused []')
+    assert kwargs == dict(logger='current', level=logging.WARNING)
+    assert log.call_count == 1  # the other stages match
+    expected = torch.zeros(4, 4)
+    expected[0, 1], expected[1, 2], expected[2, 3] = 0.7, -0.3, 1.5
+    expected[1, 3] = 0.5
+    assert torch.equal(ours.layer1.edge_weights, expected)
+    assert torch.equal(ours.layer1.edge_mask, expected != 0)
+    other = TopoResNet(depth=18, topology=LEARNABLE).state_dict()
+    with pytest.raises(ValueError, match=r'checkpoint graph at layer1\.'
+                       r'edge_mask has 3 nodes .* a stage of another '
+                       r'length cannot be adapted to this one of 3 blocks'):
+        ours.load_state_dict(other, strict=False)
+
+
 def test_learnable_edges_get_gradients_and_masked_edges_never_change():
     torch.manual_seed(0)
     model = TopoResNet(

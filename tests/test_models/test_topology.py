@@ -206,3 +206,51 @@ def test_er_edge_count_follows_p():
     assert abs(np.mean(counts) - p * pairs) < 1.5
     assert _er_edges(n, np.random.default_rng(0), p=0.0) == []
     assert len(_er_edges(n, np.random.default_rng(0), p=1.0)) == pairs
+
+
+def test_a_seed_names_the_same_graph_in_every_release():
+    """Configs name a random graph by its seed (``seed=5``), so the sampler
+    must draw exactly the graph it drew before: a change here would give
+    users a different network under an unchanged config. These are the
+    graphs of mmtopo's first release."""
+    import numpy as np
+
+    from mmtopo.models.topology import _ba_edges, _er_edges, _ws_edges
+    assert sorted(_ws_edges(8, np.random.default_rng(5), k=4, p=0.4)) == [
+        (0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (1, 2), (1, 6), (1, 7),
+        (2, 4), (2, 5), (3, 5), (3, 7), (4, 5), (5, 6), (5, 7), (6, 7)]
+    assert _ba_edges(8, np.random.default_rng(5), m=2) == [
+        (1, 2), (0, 2), (1, 3), (0, 3), (1, 4), (0, 4), (0, 5), (4, 5),
+        (3, 6), (1, 6), (2, 7), (6, 7)]
+    assert _er_edges(6, np.random.default_rng(5), p=0.5) == [
+        (0, 4), (0, 5), (1, 2), (1, 3), (1, 4), (1, 5), (2, 5), (3, 4)]
+
+
+@pytest.mark.parametrize('spec,words', [
+    (dict(graph='ws', k=3, p=0.1), 'topology.k must be an even integer in '
+     '[2, 4] for a stage of 5 nodes, got 3'),
+    (dict(graph='ws', k=6, p=0.1), 'in [2, 4] for a stage of 5 nodes, got 6'),
+    (dict(graph='ws', k=5, p=0.1), 'got 5'),
+    (dict(graph='ba', m=5), 'topology.m must be an integer in [1, 4] for a '
+     'stage of 5 nodes, got 5'),
+])
+def test_random_graph_sizes_are_checked_against_the_stage(spec, words):
+    """A 4-block stage has 5 nodes: k must be even and below 5, m below 5."""
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(dict(type='random', **spec), 4, 0)
+    assert words in str(info.value)
+
+
+def test_widest_path_follows_the_graph_order():
+    """0->1 (0.9), 1->2 (0.1), 0->2 (0.05): the widest path is 0->1->2 of
+    width 0.1, which needs node 1's width before the edges leaving it."""
+    from mmtopo.models.topology import widest_path, widest_path_edges
+    edges = [(1, 2, 0.1), (0, 1, 0.9), (0, 2, 0.05)]
+    assert widest_path_edges(3, edges) == (0.1, [(0, 1), (1, 2)])
+    assert widest_path(3, edges) == 0.1
+    # a longer one: the output's width, not another node's
+    edges = [(0, 1, 0.8), (1, 2, -0.7), (2, 4, 0.3), (0, 3, 0.2),
+             (3, 4, 0.9), (1, 4, 0.25)]
+    assert widest_path_edges(5, edges) == (0.3, [(0, 1), (1, 2), (2, 4)])
+    # an output with no input: width 0, no path (and no endless walk back)
+    assert widest_path_edges(3, [(0, 1, 0.5)]) == (0.0, [])

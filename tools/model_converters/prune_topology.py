@@ -12,18 +12,15 @@ to zero; mmdet's and mmpretrain's own ``tools/test.py`` read the pair.
 OUT_DIR may be any path mmengine's file backends take (``s3://...``).
 """
 import argparse
-import io
 import os.path as osp
 import sys
 
-import torch
 from mmengine.config import Config
-from mmengine.fileio import get_file_backend
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
-from mmtopo.utils.pruning import prune_model, topology_backbone
+from mmtopo.utils.pruning import prune_model, save_pruned, topology_backbone
 
 
 def prune(config: str, checkpoint: str, threshold: float = 0.0):
@@ -54,15 +51,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cfg, pruned, model = prune(args.config, args.checkpoint, args.threshold)
     stem = osp.splitext(osp.basename(args.config))[0] + '_pruned'
-    backend = get_file_backend(args.out_dir)
-    cfg_path = backend.join_path(args.out_dir, stem + '.py')
-    ckpt_path = backend.join_path(args.out_dir, stem + '.pth')
-    backend.put_text(cfg.pretty_text, cfg_path)
-    buffer = io.BytesIO()
-    torch.save(dict(state_dict=pruned.state_dict(),
-                    meta=dict(pruned_from=args.checkpoint,
-                              threshold=args.threshold)), buffer)
-    backend.put(buffer.getvalue(), ckpt_path)
+    cfg_path, ckpt_path = save_pruned(
+        cfg, pruned, args.out_dir, stem,
+        meta=dict(pruned_from=args.checkpoint, threshold=args.threshold))
     before = sum(p.numel() for p in model.parameters())
     after = sum(p.numel() for p in pruned.parameters())
     _, backbone = topology_backbone(pruned)

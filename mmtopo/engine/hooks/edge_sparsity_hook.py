@@ -55,8 +55,9 @@ class EdgeSparsityHook(Hook):
         lambda_growth (float): with a budget, lambda is multiplied by this
             after every iteration in which the budget is not met, so a
             budget is reached without guessing lambda. Once it is met,
-            lambda stops growing, the penalty pauses and pruned edges stay
-            at zero. 1 keeps lambda fixed.
+            lambda stops growing and the penalty pauses; edges at zero may
+            grow back only as far as the budget allows (a step that would
+            break it leaves them at zero). 1 keeps lambda fixed.
         flops_input_shape (tuple): ``(C, H, W)`` the FLOPs of ``target_flops``
             are measured at, once, before training.
         interval (int): log ``topo/*`` scalars every this many iterations.
@@ -115,7 +116,7 @@ class EdgeSparsityHook(Hook):
         self._handles: list = []
         self._lambda_now = 0.0
         self._lambda_scale = 1.0  # the budget's growth so far
-        self._hold = False  # budget met: keep zero edges at zero
+        self._hold = False  # budget met: zero edges regrow within it only
         self._held: List[torch.Tensor] = []
         self._disconnected: set = set()
 
@@ -223,10 +224,14 @@ class EdgeSparsityHook(Hook):
 
     @torch.no_grad()
     def _proximal_step(self, groups) -> None:
-        if self._hold:  # budget met: what is pruned stays pruned
-            held = {id(s): h for (_, s), h in zip(self._stages, self._held)}
-            for stage, _ in groups:
-                stage.edge_weights.masked_fill_(held[id(stage)], 0.0)
+        if self._hold:
+            # budget met: edges at zero may grow back only while the budget
+            # stays met; a step that would break it is undone for them
+            if not self.budget_met():
+                held = {id(s): h
+                        for (_, s), h in zip(self._stages, self._held)}
+                for stage, _ in groups:
+                    stage.edge_weights.masked_fill_(held[id(stage)], 0.0)
             return
         if self._lambda_now == 0.0:
             return

@@ -1,0 +1,24 @@
+# The demo's model (make demo): Faster R-CNN on the toy COCO set with a
+# TopoResNet-34 stage layout (3/4/6/3 blocks, 43 learnable edges) at half
+# width, which learns its connectivity under a budget: at most 60% of the
+# edges and 85% of the dense backbone's FLOPs. The sparsity hook grows
+# lambda until both are met, then keeps the pruned edges at zero for the
+# rest of training, so the final graph prunes to a cheaper, exact model.
+_base_ = './faster_rcnn_topo_r18_fpn_toy.py'
+
+model = dict(
+    backbone=dict(depth=34, base_channels=32),
+    neck=dict(in_channels=[32, 64, 128, 256]))
+
+custom_hooks = [
+    dict(
+        type='EdgeSparsityHook',
+        lambda_=1e-3,
+        begin=50,  # after the warm-up
+        target_ratio=0.6,
+        target_flops=0.85,
+        lambda_growth=1.02,
+        flops_input_shape=(3, 128, 128),
+        interval=10),
+    dict(type='TopologyVisualizationHook', interval=4),
+]

@@ -1,0 +1,243 @@
+"""What a learned, pruned topology buys: metric against FLOPs under budgets.
+
+For one task and several seeds, trains (through tools/train.py, same
+schedule) the residual wiring (stock ResNet), the dense learnable wiring
+(lambda 0) and the learnable wiring under edge and FLOPs budgets. Every
+learnable run is pruned at 0 (``mmtopo.utils.pruning``) and the pruned
+model evaluated again through tools/test.py. Prints a table of metric
+(mean ± std), backbone FLOPs as a fraction of the dense graph's, active
+edges, and the pruned backbone's measured inference time against the dense
+graph's (same weights, every edge active), both timed in this process,
+interleaved; writes a plot of the metric against FLOPs.
+
+    python tools/analysis_tools/compare_budgets.py digits --seeds 0 1 2 \
+        --out docs/budgets_digits.md --plot docs/budgets_digits.png
+
+Tasks use the ResNet-34 stage layout (3/4/6/3 blocks, 43 edges), where
+there is something to prune. Not part of ``make test``: each run trains a
+model (digits about a minute, toy detection a few minutes on 2 cores).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean, median, pstdev
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_topologies import data_options, train  # noqa: E402
+
+from mmtopo.datasets import ensure_dataset  # noqa: E402
+
+BUDGETS = dict(
+    dense=dict(lambda_=0.0),
+    ratio_0_75=dict(target_ratio=0.75),
+    ratio_0_5=dict(target_ratio=0.5),
+    flops_0_85=dict(target_flops=0.85),
+    flops_0_7=dict(target_flops=0.7),
+)
+
+TASKS = dict(
+    digits=dict(
+        task='digits',
+        learnable='configs/cls/topo_resnet18_cifar_digits.py',
+        residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
+        options=['model.backbone.depth=34'],
+        hook=dict(lambda_=1e-3, begin=20, lambda_growth=1.02,
+                  flops_input_shape=(3, 32, 32)),
+        image=(3, 32, 32), batch=16),
+    toy_detection=dict(
+        task='toy_detection',
+        learnable='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget.py',
+        residual='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget_residual'
+        '.py',
+        options=[],
+        hook=dict(lambda_=1e-3, begin=50, lambda_growth=1.02,
+                  flops_input_shape=(3, 128, 128)),
+        image=(3, 128, 128), batch=4),
+)
+
+
+def hook_option(base: dict, budget: dict) -> str:
+    hook = dict(type='EdgeSparsityHook', interval=10, **base)
+    hook.update(budget)
+    if 'target_ratio' not in budget and 'target_flops' not in budget:
+        hook.pop('lambda_growth')
+    return 'custom_hooks=' + repr([hook]).replace(' ', '')
+
+
+def last_checkpoint(work_dir: Path) -> str:
+    return (work_dir / 'last_checkpoint').read_text().strip()
+
+
+def test_metric(config: str, checkpoint: str, task: str, data: str,
+                work_dir: Path, metric: str) -> float:
+    subprocess.run(
+        [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         str(work_dir), '--cfg-options', *data_options(task, data)],
+        cwd=REPO, check=True, capture_output=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    log = sorted(work_dir.glob('*/*.json'))[-1]
+    return json.loads(log.read_text().splitlines()[-1])[metric]
+
+
+def build(config: str, options):
+    """The config (with ``key=value`` options merged) and its model."""
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(str(REPO / config))
+    if options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return cfg, MODELS.build(cfg.model)
+
+
+def residual_flops(spec: dict) -> float:
+    """The residual wiring's backbone FLOPs as a fraction of the dense
+    learnable graph's (the chain computes every block, but no sums)."""
+    import torch
+
+    from mmtopo.utils.complexity import BackboneCosts, count_flops
+    _, residual = build(spec['residual'], spec['options'])
+    _, learnable = build(spec['learnable'], spec['options'])
+    x = torch.zeros(1, *spec['image'])
+    return count_flops(residual.backbone, (x, )) / BackboneCosts(
+        learnable.backbone, spec['image']).total
+
+
+def prune_and_time(config: str, checkpoint: str, options, out_dir: Path,
+                   image, batch: int, repeats: int = 10) -> dict:
+    """Prune the trained model at 0, save it, and measure its backbone:
+    FLOPs against the dense graph, and inference time against the dense
+    graph with the same weights (interleaved, median of ``repeats``)."""
+    import torch
+    from mmengine.runner import load_checkpoint
+
+    from mmtopo.utils.complexity import BackboneCosts, count_flops
+    from mmtopo.utils.pruning import densified, prune_model, save_pruned
+
+    cfg, model = build(config, options)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                    logger='silent')
+    pruned_cfg, pruned = prune_model(cfg, model)
+    cfg_path, ckpt_path = save_pruned(pruned_cfg, pruned, str(out_dir),
+                                      'pruned', meta=dict(threshold=0.0))
+    dense = densified(model).backbone.eval()
+    small = pruned.backbone.eval()
+    x = torch.randn(batch, *image)
+    flops = count_flops(small, (x[:1], )) / BackboneCosts(
+        model.backbone, image).total
+    times = dict(dense=[], pruned=[])
+    with torch.no_grad():
+        for _ in range(2):  # warm-up
+            dense(x), small(x)
+        for _ in range(repeats):
+            for name, net in (('dense', dense), ('pruned', small)):
+                start = time.perf_counter()
+                net(x)
+                times[name].append(time.perf_counter() - start)
+    edges = [w for s in model.backbone.stages
+             for w in s.edge_weights[s.edge_mask].tolist()]
+    return dict(flops=flops, config=cfg_path, checkpoint=ckpt_path,
+                active=sum(w != 0 for w in edges), edges=len(edges),
+                time_ratio=median(times['pruned']) / median(times['dense']))
+
+
+def plot(rows: dict, metric: str, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for name, runs in rows.items():
+        values = [r['metric'] for r in runs]
+        flops = [r['flops'] for r in runs]
+        ax.errorbar(mean(flops), mean(values), yerr=pstdev(values),
+                    xerr=pstdev(flops), fmt='o', capsize=3, label=name)
+        ax.annotate(name, (mean(flops), mean(values)), fontsize=8,
+                    xytext=(4, 4), textcoords='offset points')
+    ax.set_xlabel('backbone FLOPs (fraction of the dense learnable graph)')
+    ax.set_ylabel(f'{metric} (mean ± std over seeds)')
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('task', choices=sorted(TASKS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--runs', nargs='+',
+                        default=['residual', *BUDGETS],
+                        choices=['residual', *BUDGETS])
+    parser.add_argument('--data', help='data folder (default: per task)')
+    parser.add_argument('--work-dir', default='work_dirs/budgets')
+    parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--plot', help='metric against FLOPs, a PNG')
+    args = parser.parse_args()
+    spec = TASKS[args.task]
+    from compare_topologies import TASKS as TRAIN_TASKS
+    metric = TRAIN_TASKS[spec['task']]['metric']
+    data = args.data or TRAIN_TASKS[spec['task']]['data']
+    ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
+    rows = {}
+    for name in args.runs:
+        rows[name] = []
+        for seed in args.seeds:
+            out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
+            if name == 'residual':
+                config, options = spec['residual'], spec['options']
+            else:
+                config = spec['learnable']
+                options = spec['options'] + [
+                    hook_option(spec['hook'], BUDGETS[name])]
+            run = train(spec['task'], config, seed, data, out, options)
+            run['learned'] = run['metric']
+            if name == 'residual':
+                run.update(flops=residual_flops(spec), time_ratio=None,
+                           active=None)
+            else:
+                run.update(prune_and_time(config, last_checkpoint(out),
+                                          options, out / 'pruned',
+                                          spec['image'], spec['batch']))
+                run['metric'] = test_metric(
+                    run['config'], run['checkpoint'], spec['task'], data,
+                    out / 'pruned_test', metric)
+            rows[name].append(run)
+            print(name, seed, {k: run[k] for k in (
+                'learned', 'metric', 'flops', 'time_ratio', 'active')},
+                flush=True)
+    lines = [f'| run | {metric} of the pruned model (mean ± std, '
+             f'{len(args.seeds)} seeds) | per seed | active edges | '
+             'backbone FLOPs vs dense | inference time vs dense |',
+             '| --- ' * 6 + '|']
+    for name, runs in rows.items():
+        values = [r['metric'] for r in runs]
+        cells = [f'{mean(values):.3f} ± {pstdev(values):.3f}',
+                 ', '.join(f'{v:.3f}' for v in values)]
+        if name == 'residual':
+            cells += ['fixed chain', f'{runs[0]["flops"]:.3f}x', '-']
+        else:
+            cells += [f'{mean(r["active"] for r in runs):.1f} / '
+                      f'{runs[0]["edges"]}',
+                      f'{mean(r["flops"] for r in runs):.3f}x',
+                      f'{mean(r["time_ratio"] for r in runs):.3f}x']
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    table = '\n'.join(lines)
+    print('\n' + table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table + '\n')
+    if args.plot:
+        plot(rows, metric, args.plot, f'{args.task}: learned topologies pruned '
+             f'under budgets ({len(args.seeds)} seeds)')
+
+
+if __name__ == '__main__':
+    main()
