@@ -11,10 +11,11 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import HOOKS as ROOT_HOOKS
+from mmengine.registry import MODEL_WRAPPERS
 
 from mmtopo.engine import EdgeSparsityHook
 from mmtopo.models import TopoResNet
-from mmtopo.utils.complexity import count_flops
+from mmtopo.utils.complexity import BackboneCosts, count_flops
 from mmtopo.utils.launch import bind_gloo_to_loopback
 from tests.helpers import spawn_ranks
 from tests.toy import TINY_BACKBONE, ToyClassifier, ToyDataset, toy_runner
@@ -469,8 +470,9 @@ def test_edges_no_optimizer_holds_are_an_error():
     others = [p for n, p in model.named_parameters()
               if 'layer3.edge' not in n]
     wrapper = OptimWrapper(torch.optim.SGD(others, lr=0.1))
-    with pytest.raises(ValueError, match=r"no optimizer holds the edge "
-                       r"weights of \['backbone.layer3'\]"):
+    with pytest.raises(ValueError, match=r"^EdgeSparsityHook: no optimizer "
+                       r"holds the edge weights of \['backbone.layer3'\]; "
+                       r"they would never be penalised$"):
         EdgeSparsityHook(lambda_=1.0).before_train(fake_runner(model,
                                                               wrapper))
 
@@ -555,7 +557,9 @@ def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):
     hook = EdgeSparsityHook(lambda_=1.0)
     with caplog.at_level(logging.WARNING, logger='test'):
         hook.before_train(fake_runner(model, wrapper))
-    assert 'no trainable edge weights' in caplog.text
+    assert caplog.messages == [
+        'EdgeSparsityHook: the model has no trainable edge weights (no '
+        'learnable topology, or all frozen); the hook does nothing.']
     assert not wrapper.optimizer._optimizer_step_post_hooks
 
 
@@ -572,9 +576,11 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
         hook.after_train_iter(runner, 1)
     warned = [r.message for r in caplog.records]
     assert len(warned) == 2
-    assert 'every path through backbone.layer2 is pruned' in warned[0]
-    assert 'lambda_=1.0' in warned[0]
-    assert 'every path through backbone.layer3 is pruned' in warned[1]
+    assert warned == [
+        f'EdgeSparsityHook: every path through backbone.layer{k} is cut, '
+        'so its output is constant zero; the proximal step never cuts a '
+        'stage, so its edges were set so (a loaded checkpoint?)'
+        for k in (2, 3)]
 
 
 @pytest.mark.parametrize('kwargs,words', [
@@ -586,6 +592,9 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
     (dict(target_flops=0), 'target_flops must be in (0, 1], got 0'),
     (dict(lambda_growth=0.9), 'lambda_growth must be >= 1, got 0.9'),
     (dict(warmup=-1), 'warmup must be >= 0, got -1'),
+    (dict(begin=-1), 'begin must be >= 0, got -1'),
+    (dict(begin=5, end=5), 'end (5) must be after begin (5)'),
+    (dict(interval=0), 'interval must be >= 1, got 0'),
 ])
 def test_bad_arguments(kwargs, words):
     with pytest.raises(ValueError) as info:
@@ -670,3 +679,72 @@ def test_logged_scalars_are_the_true_values_every_interval():
     assert hook.flops_ratio() < 1.0  # the zero edge computes nothing
     hook.after_train(runner)
     hook.after_train(runner)  # twice is harmless: no hooks left to remove
+
+
+def test_defaults_and_the_edges_of_the_valid_ranges():
+    hook = EdgeSparsityHook()
+    assert (hook.lambda_, hook.begin, hook.end, hook.by_epoch, hook.warmup,
+            hook.target_ratio, hook.target_flops, hook.lambda_growth,
+            hook.flops_input_shape, hook.interval) == (
+                1e-4, 0, None, False, 0, None, None, 1.01, (3, 224, 224), 50)
+    edge = EdgeSparsityHook(lambda_=0, target_ratio=1, target_flops=1,
+                            lambda_growth=1, begin=0, end=1, warmup=0,
+                            interval=1)
+    assert (edge.target_ratio, edge.target_flops, edge.lambda_growth) == (
+        1, 1, 1.0)
+
+
+def test_no_budget_logic_outside_the_schedule():
+    """Before ``begin`` lambda is 0: the budget neither grows lambda nor
+    holds edges at zero."""
+    hook = EdgeSparsityHook(lambda_=0.5, begin=5, target_ratio=0.75)
+    model, wrapper, runner = hooked(hook)
+    stages = model.backbone.stages
+    with torch.no_grad():
+        for stage in stages[:3]:
+            stage.edge_weights[0, 2] = 0.  # 9/12: the budget is met
+    for it in range(5):
+        hook.before_train_iter(runner, it)
+        assert hook._lambda_now == 0.0 and not hook._hold
+    assert runner.message_hub.get_info('topo/lambda_scale') is None
+    x, y = batch()
+    wrapper.backward(model(x, y, mode='loss')['loss'])
+    sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
+    wrapper.step()
+    for w, expected in zip(edge_params(model), sgd):  # regrown freely
+        torch.testing.assert_close(w.detach(), expected, atol=1e-7, rtol=0)
+
+
+def test_flops_budget_met_exactly_at_the_boundary():
+    hook = EdgeSparsityHook(lambda_=1.0, target_flops=1.0,
+                            flops_input_shape=(3, 16, 16))
+    model, _, runner = hooked(hook)
+    with torch.no_grad():
+        model.backbone.layer2.edge_weights[0, 1] = 0.  # block 1 dies
+    ratio = hook.flops_ratio()
+    costs = hook._costs[0][1]
+    assert costs.total == BackboneCosts(model.backbone, (3, 16, 16)).total
+    assert ratio < 1.0
+    hook.target_flops = ratio
+    assert hook.budget_met()
+    hook.target_flops = ratio * (1 - 1e-9)
+    assert not hook.budget_met()
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class PlainWrapper(torch.nn.Module):
+    """A model wrapper as DDP is one (``.module``), without a process
+    group."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+
+def test_wrapped_model_is_unwrapped_for_names():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    hook = EdgeSparsityHook(lambda_=1.0)
+    hook.before_train(fake_runner(PlainWrapper(model), wrapper))
+    assert 'backbone.layer1/active_edges' in hook.edge_stats()

@@ -7,6 +7,8 @@ float64, with unequal weights of both signs, so that treating a weight as 1,
 dropping one, or mixing up which weight goes with which input all change the
 numbers by far more than the tolerance.
 """
+from unittest import mock
+
 import pytest
 import torch
 
@@ -281,3 +283,49 @@ def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
     grad = got['layer3.edge_weights']
     assert (grad[3, 4:] != 0).all()  # zero edges leaving node 3 can regrow
     assert not grad[:3, 3].any()  # node 3 affects nothing: no gradient in
+
+
+def test_a_block_input_is_rebuilt_in_backward_not_kept():
+    """The summed input of a block is not saved for backward: autograd
+    keeps its recipe (inputs and weights) and rebuilds it when needed."""
+    from mmtopo.models import graph
+    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'),
+                       out_indices=(3, ))
+    random_signed_weights(model)
+    model.train()
+    unpacked = []
+    original = graph._unpack
+
+    def spy(packed):
+        unpacked.append(type(packed).__name__)
+        return original(packed)
+
+    with mock.patch.object(graph, '_unpack', spy):
+        model(torch.randn(2, 3, 32, 32))[0].sum().backward()
+    # one recipe per saved use of each summed block input (node 1..n-1)
+    recipes = unpacked.count('tuple')
+    assert recipes >= sum(len(s) - 1 for s in model.stages)
+
+
+def test_graph_mismatch_messages_describe_both_graphs():
+    """The error names the stage, both graphs' nodes and edges, or the
+    shape when the checkpoint's mask is not a square matrix."""
+    small = TopoResNet(depth=18, topology=dict(type='residual'))
+    state = small.state_dict()
+    model = TopoResNet(depth=18, topology=dict(type='complete'))
+    with pytest.raises(ValueError) as info:
+        model.load_state_dict(state)
+    assert str(info.value).startswith(
+        "checkpoint graph does not fit the model at 'layer1.edge_mask': "
+        'checkpoint has 3 nodes with edges [(0, 1), (1, 2)], model has 3 '
+        'nodes with edges [(0, 1), (0, 2), (1, 2)] (to load it into this '
+        "graph on purpose, set graph_mismatch='adapt')")
+    state['layer1.edge_mask'] = torch.ones(3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r'checkpoint has a mask of shape '
+                       r'\(3, 4\), model has 3 nodes'):
+        model.load_state_dict(state)
+    state['layer1.edge_mask'] = torch.ones(3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r'checkpoint has a mask of shape '
+                       r'\(3,\), model has 3 nodes'):
+        model.load_state_dict(state)

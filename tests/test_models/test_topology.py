@@ -254,3 +254,36 @@ def test_widest_path_follows_the_graph_order():
     assert widest_path_edges(5, edges) == (0.3, [(0, 1), (1, 2), (2, 4)])
     # an output with no input: width 0, no path (and no endless walk back)
     assert widest_path_edges(3, [(0, 1, 0.5)]) == (0.0, [])
+
+
+def test_random_defaults_to_seeded_erdos_renyi():
+    default = build_stage_topology(dict(type='random', p=0.5), 4, 1)
+    explicit = build_stage_topology(
+        dict(type='random', graph='er', p=0.5, seed=0), 4, 1)
+    assert torch.equal(default.mask, explicit.mask)
+    assert not torch.equal(default.mask, build_stage_topology(
+        dict(type='random', graph='er', p=0.5, seed=1), 4, 1).mask)
+
+
+@pytest.mark.parametrize('spec', [
+    dict(type='residual'), dict(type='complete'),
+    dict(type='learnable'), dict(type='random', graph='ws', k=2, p=0.5),
+    dict(type='custom', edges=[(0, 1), (1, 2), (2, 3)])])
+def test_every_mask_is_boolean(spec):
+    topo = build_stage_topology(spec, 3, 0)
+    assert topo.mask.dtype == torch.bool
+    assert topo.weights.dtype == torch.float32
+
+
+@pytest.mark.parametrize('edges,message', [
+    (None, 'topology[2] (custom): topology.edges must list the edges (i, j)'),
+    ([], 'topology[2] (custom): topology.edges must list the edges (i, j)'),
+    ([(0, 1, 2)], 'topology[2] (custom): edge (0, 1, 2) is not a pair '
+     '(i, j)'),
+    ([(0, 1), (1, 0)], 'topology[2] (custom): edge (1, 0) does not run from '
+     'a lower to a higher node: it would make the graph cyclic'),
+])
+def test_custom_edge_errors_in_full(edges, message):
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(dict(type='custom', edges=edges), 2, 2)
+    assert str(info.value) == message

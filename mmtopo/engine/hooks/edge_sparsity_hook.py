@@ -263,15 +263,15 @@ class EdgeSparsityHook(Hook):
         self._warn_disconnected(runner)
 
     def _warn_disconnected(self, runner) -> None:
-        """Say once per stage when pruning has cut every path through it."""
+        """Say once per stage when every path through it is cut."""
         for name, stage in self._stages:
             if name in self._disconnected or stage.connects_input_to_output():
                 continue
             self._disconnected.add(name)
             runner.logger.warning(
-                f'EdgeSparsityHook: every path through {name} is pruned, so '
-                f'its output is constant zero (lambda_={self.lambda_}); a '
-                'smaller lambda_ or a target_ratio keeps it connected.')
+                f'EdgeSparsityHook: every path through {name} is cut, so '
+                'its output is constant zero; the proximal step never cuts '
+                'a stage, so its edges were set so (a loaded checkpoint?)')
 
     def edge_stats(self) -> Dict[str, float]:
         """L1 norm, active (non-zero) edges and their ratio over the trained
