@@ -75,15 +75,29 @@ def run_tool(args, timeout: float = 600, check: bool = False,
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-def spawn_ranks(fn, nprocs: int, args=(), timeout: float = 300) -> None:
+def spawn_ranks(fn, nprocs: int, args=(), timeout: float = 300,
+                outputs=(), grace: float = 30) -> None:
     """``torch.multiprocessing.spawn`` with a deadline: ranks still running
-    after ``timeout`` seconds are killed and the test fails."""
+    after ``timeout`` seconds are killed and the test fails.
+
+    ``outputs``: files the ranks write when their work is done. Once all
+    exist, ranks get ``grace`` seconds to exit and are then killed: gloo's
+    process-group teardown can hang on a loaded machine after the work has
+    finished, and what the test checks is in the files.
+    """
     context = torch.multiprocessing.start_processes(
         fn, args=args, nprocs=nprocs, join=False, start_method='spawn')
     deadline = time.monotonic() + timeout
+    finished = None
     try:
         while not context.join(timeout=1):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if outputs and finished is None and all(
+                    os.path.exists(p) for p in outputs):
+                finished = now
+            if finished is not None and now > finished + grace:
+                return  # work done; stuck in teardown (killed below)
+            if now > deadline:
                 pytest.fail(f'{nprocs} ranks still running after {timeout}s')
     finally:
         for process in context.processes:

@@ -206,18 +206,50 @@ def _ddp_worker(rank, world_size, port, out_dir, lam):
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_ranks_stay_bit_identical(tmp_path):
+def _averaged_steps(lam, iters=5):
+    """What DDP computes, in one process: each step, the gradients of the
+    two ranks' batches averaged, then SGD and the hook's proximal step."""
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.2))
+    hook = EdgeSparsityHook(lambda_=lam)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    for it in range(iters):
+        hook.before_train_iter(runner, it)
+        grads = []
+        for rank in (0, 1):
+            model.zero_grad()
+            x, y = batch(seed=10 * it + rank)
+            model(x, y, mode='loss')['loss'].backward()
+            grads.append([p.grad.clone() for p in model.parameters()])
+        for p, g0, g1 in zip(model.parameters(), *grads):
+            p.grad = (g0 + g1) / 2
+        wrapper.step()
+    return masked_edges(model)
+
+
+def test_ddp_ranks_stay_identical_and_follow_the_averaged_steps(tmp_path):
+    """Two gloo ranks, each its own data: the ranks' edges are bit-equal,
+    and they are what one process computes from the averaged gradients
+    (to all-reduce rounding), which a lambda_=0 run is not."""
     import socket
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path), 0.5))
-    rank0, rank1 = (torch.load(tmp_path / f'lambda0.5_rank{r}.pth')
-                    for r in (0, 1))
+    files = [tmp_path / f'lambda0.5_rank{r}.pth' for r in (0, 1)]
+    spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path), 0.5),
+                outputs=files)
+    rank0, rank1 = (torch.load(f) for f in files)
     assert torch.equal(rank0, rank1)
+    expected = _averaged_steps(0.5)
+    torch.testing.assert_close(rank0, expected, atol=1e-5, rtol=0)
     # among the edges in the graphs (not the always-zero rest of the
     # matrices), some were pruned and some were kept
     assert 0 < (rank0 == 0).sum() < rank0.numel()
+    plain = _averaged_steps(0.0)
+    assert (plain != 0).all()
+    assert ((rank0 - plain).abs() > 1e-3).any()
 
 
 def _train(tmp_path, lambda_, iters=200, **budget):
