@@ -354,8 +354,8 @@ class StageGraph(BaseModule):
         state_dict[prefix + 'edge_mask'] = self.edge_mask.clone()
         state_dict[prefix + 'edge_weights'] = adapted.to(
             self.edge_weights.dtype)
-        blocks = [k for k in self.removed
-                  if any(key.startswith(f'{prefix}{k}.') for key in state_dict)]
+        blocks = [k for k in self.removed if any(
+            key.startswith(f'{prefix}{k}.') for key in state_dict)]
         print_log(
             f"graph_mismatch='adapt' at {prefix.rstrip('.')}: "
             f'dropped edges (i, j, weight) {dropped}, '

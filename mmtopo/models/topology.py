@@ -307,7 +307,8 @@ def build_stage_topology(spec: dict, num_blocks: int,
     try:
         topo = TOPOLOGY_BUILDERS[kind](num_blocks + 1, stage, **args)
     except TypeError as err:
-        raise ValueError(f'topology[{stage}] of type {kind!r}: {err}') from None
+        raise ValueError(
+            f'topology[{stage}] of type {kind!r}: {err}') from None
     check_connected(topo.mask, f'topology[{stage}] ({kind})', topo.removed)
     topo.weights = topo.weights * topo.mask
     return topo

@@ -161,7 +161,8 @@ def _amp_wrapper(model):
 
 def test_amp_skipped_step_applies_nothing():
     """A step the loss scaler skips changes nothing; the next real step is
-    exactly the soft threshold of what plain AMP SGD (a lambda_=0 twin) gives."""
+    exactly the soft threshold of what plain AMP SGD (a lambda_=0 twin)
+    gives."""
     x, y = batch()
     edges = {}
     for lam in (1.0, 0.0):

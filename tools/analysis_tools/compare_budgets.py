@@ -235,8 +235,8 @@ def main():
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(table + '\n')
     if args.plot:
-        plot(rows, metric, args.plot, f'{args.task}: learned topologies pruned '
-             f'under budgets ({len(args.seeds)} seeds)')
+        plot(rows, metric, args.plot, f'{args.task}: learned topologies '
+             f'pruned under budgets ({len(args.seeds)} seeds)')
 
 
 if __name__ == '__main__':

@@ -73,8 +73,9 @@ def report(rows: Dict[str, Dict[str, float]], shape) -> str:
     dense = rows['dense']
     lines = [f'Input shape: (3, {shape[0]}, {shape[1]}); FLOPs are '
              'multiply-adds, aggregation included; ratios against dense.',
-             f'{"network":<9s} {"backbone params":>20s} {"backbone FLOPs":>20s}'
-             f' {"model params":>20s} {"model FLOPs":>20s}']
+             f'{"network":<9s} {"backbone params":>20s} '
+             f'{"backbone FLOPs":>20s} {"model params":>20s} '
+             f'{"model FLOPs":>20s}']
     for name, row in rows.items():
         cells = []
         for key, unit, scale in (('backbone_params', 'M', 1e6),

@@ -97,7 +97,8 @@ class TopoMixin:
                     f'{name}: pruning at threshold {threshold!r} cuts every '
                     f'path from its input to its output; thresholds below '
                     f'{widest_path(n, graph["edges"]):.6g} keep it connected')
-            spec = dict(type='custom', edges=[(i, j) for i, j, _ in kept_edges],
+            spec = dict(type='custom',
+                        edges=[(i, j) for i, j, _ in kept_edges],
                         weights=[w for _, _, w in kept_edges],
                         learnable=graph['learnable'])
             removed = [k for k in range(1, n - 1) if not kept[k]]
