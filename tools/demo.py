@@ -1,7 +1,7 @@
 """make demo: the whole story on the toy COCO set, in a few minutes on CPU.
 
 A Faster R-CNN with a TopoResNet-34 layout learns its connectivity under a
-budget (60% of the edges, 85% of the backbone FLOPs), is evaluated with the
+budget (80% of the backbone FLOPs), is evaluated with the
 COCO metric (pycocotools), draws its learned topology, and is pruned to a
 deployable model, which is evaluated again (same mAP) and costed (fewer
 FLOPs and parameters).

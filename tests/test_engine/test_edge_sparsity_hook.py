@@ -781,3 +781,29 @@ def test_wrapped_model_is_unwrapped_for_names():
     hook = EdgeSparsityHook(lambda_=1.0)
     hook.before_train(fake_runner(PlainWrapper(model), wrapper))
     assert 'backbone.layer1/active_edges' in hook.edge_stats()
+
+
+def test_the_step_that_meets_a_budget_prunes_no_further():
+    """A threshold of 0.5 on weights near 1 and 0.5 would leave far fewer
+    than the 9 of 12 edges a 0.75 budget allows. The step keeps exactly 9:
+    the edges it zeroed come back, strongest first, at their values from
+    before the threshold, while the budget stays met."""
+    hook = EdgeSparsityHook(lambda_=5.0, target_ratio=0.75)
+    model, wrapper, runner = hooked(hook, lr=0.1)  # init='uniform'
+    hook.before_train_iter(runner, 0)
+    x, y = batch()
+    wrapper.backward(model(x, y, mode='loss')['loss'])
+    sgd = torch.cat([(s.edge_weights - 0.1 * s.edge_weights.grad).detach()[
+        s.edge_mask] for s in model.backbone.stages])
+    wrapper.step()
+    after = masked_edges(model)
+    assert int((after != 0).sum()) == 9
+    thresholded = torch.nn.functional.softshrink(sgd, 0.5)
+    kept_whole = (after != 0) & (after != thresholded)
+    assert torch.equal(after[kept_whole], sgd[kept_whole])
+    # every edge kept at its pre-threshold value is at least as strong as
+    # every edge the threshold zeroed for good
+    gone = (after == 0) & (sgd != 0)
+    assert gone.any() and kept_whole.any()
+    assert sgd[kept_whole].abs().min() >= sgd[gone].abs().max()
+    assert hook.budget_met()

@@ -235,9 +235,11 @@ class EdgeSparsityHook(Hook):
             return
         if self._lambda_now == 0.0:
             return
+        befores = []
         for stage, group in groups:
             weights = stage.edge_weights
             before = weights.clone()
+            befores.append(before)
             weights.copy_(F.softshrink(weights, group['lr'] *
                                        self._lambda_now))
             if not stage.connects_input_to_output():
@@ -245,6 +247,25 @@ class EdgeSparsityHook(Hook):
                                             _edges(stage, before))
                 for i, j in path:
                     weights[i, j] = before[i, j]
+        if self.has_budget and self.budget_met():
+            self._prune_no_further_than_the_budget(groups, befores)
+
+    def _prune_no_further_than_the_budget(self, groups, befores) -> None:
+        """The step that meets the budget zeroes only the weakest edges it
+        needs: of the edges it zeroed, the strongest (by magnitude before
+        the threshold) keep their values as long as the budget stays met,
+        so one step's many crossings do not overshoot it."""
+        zeroed = [(float(before[i, j].abs()), k, i, j)
+                  for k, ((stage, _), before) in enumerate(zip(groups,
+                                                               befores))
+                  for i, j in ((stage.edge_weights == 0) &
+                               (before != 0)).nonzero().tolist()]
+        for _, k, i, j in sorted(zeroed, reverse=True):
+            weights = groups[k][0].edge_weights
+            weights[i, j] = befores[k][i, j]
+            if not self.budget_met():
+                weights[i, j] = 0.0
+                return
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
