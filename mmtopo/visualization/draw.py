@@ -3,10 +3,11 @@
 Each stage is a panel: its nodes (blocks, then the output node) sit on a
 line in order, each edge ``i -> j`` (always left to right) is an arc above
 it, higher the further it reaches. Colour gives the sign and width the
-magnitude of the weight, on one scale for the whole figure; pruned edges
-(weight exactly zero, or from a removed block) are thin, grey and dotted;
-removed blocks (no active input) are grey. Drawn with the Agg backend, so it works
-on machines without a display.
+magnitude of the weight, on one scale for the whole figure. Dead blocks
+(no active input, or no path of non-zero edges to the stage output: what
+pruning removes, and what eval mode skips) are grey, and so are pruned
+edges (weight exactly zero, or at a dead block), thin and dotted. Drawn with
+the Agg backend, so it works on machines without a display.
 """
 from typing import Dict, List, Optional
 
@@ -19,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path
 
-from ..models.topology import live_nodes
+from ..models.topology import prune_graph
 
 POSITIVE_NEGATIVE = 'coolwarm_r'  # blue: positive, red: negative
 PRUNED = '#b0b0b0'
@@ -36,14 +37,14 @@ def _arc(i: int, j: int, height: float) -> Path:
 
 def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
     n = graph['num_nodes']
-    live = graph.get('live') or live_nodes(n, graph['edges'])
+    kept = prune_graph(n, graph['edges'])[1]
     scale = max(abs(norm.vmin), abs(norm.vmax))
     top = 0.5
     # long edges first, so short ones stay visible on top
     for i, j, w in sorted(graph['edges'], key=lambda e: e[0] - e[1]):
         height = 0.0 if j - i == 1 else 0.3 * (j - i)
         top = max(top, height)
-        if w == 0 or not live[i]:  # pruned, or from a removed block
+        if w == 0 or not (kept[i] and kept[j]):  # pruned, or dead
             style = dict(edgecolor=PRUNED, linewidth=0.6, linestyle=':')
         else:
             style = dict(edgecolor=cmap(norm(w)),
@@ -53,7 +54,7 @@ def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
         ax.add_patch(arc)
     for k in range(n):
         output = k == n - 1
-        color = LIVE_NODE if live[k] else REMOVED_NODE
+        color = LIVE_NODE if kept[k] else REMOVED_NODE
         ax.scatter([k], [0], s=70 if output else 45,
                    marker='s' if output else 'o', color=color, zorder=3,
                    gid=f'node {k}')
@@ -61,10 +62,10 @@ def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
                     xytext=(0, -5), textcoords='offset points',
                     ha='center', va='top', fontsize=7, color=color)
     active = sum(w != 0 for _, _, w in graph['edges'])
-    removed = sum(not v for v in live)
+    dead = sum(not v for v in kept[:-1])
     kind = 'learnable' if graph['learnable'] else 'fixed'
     ax.set_title(f'{name}: {n - 1} blocks, {active}/{len(graph["edges"])} '
-                 f'edges active, {removed} removed ({kind})', fontsize=9,
+                 f'edges active, {dead} dead ({kind})', fontsize=9,
                  loc='left')
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.25 * top, 1.05 * top)
@@ -90,7 +91,7 @@ def draw_topology(graphs: List[Dict], names: Optional[List[str]] = None,
     widths = [g['num_nodes'] for g in graphs]
     heights = [1.0 + 0.12 * w for w in widths]
     fig = Figure(figsize=(max(6.0, 0.45 * max(widths) + 1.5),
-                          sum(heights) + 0.6))
+                          sum(heights) + 0.6), layout='constrained')
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(graphs), 1, squeeze=False,
                         gridspec_kw=dict(height_ratios=heights))[:, 0]
@@ -98,7 +99,8 @@ def draw_topology(graphs: List[Dict], names: Optional[List[str]] = None,
         _panel(ax, graph, norm, cmap, name)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes),
                        fraction=0.025, pad=0.01)
-    bar.set_label('edge weight (dotted grey: pruned)', fontsize=8)
+    bar.set_label('edge weight (dotted grey: pruned; grey node: dead)',
+                  fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

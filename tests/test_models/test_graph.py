@@ -329,3 +329,44 @@ def test_graph_mismatch_messages_describe_both_graphs():
     with pytest.raises(ValueError, match=r'checkpoint has a mask of shape '
                        r'\(3,\), model has 3 nodes'):
         model.load_state_dict(state)
+
+
+def test_weighted_sum_of_only_zero_weights_is_zeros():
+    x = torch.randn(2, 3, 4, 4)
+    out = weighted_sum([x], [0.0])
+    assert out.shape == x.shape and not out.any()
+
+
+def test_residual_wiring_adds_nothing_to_the_autograd_graph():
+    """The residual wiring is literally ResNet: no FanOut or WeightedSum
+    node anywhere in its backward graph."""
+    model = TopoResNet(depth=18, base_channels=4, stem_channels=4,
+                       out_indices=(3, ))
+    model.train()
+    out = model(torch.randn(2, 3, 32, 32))[0]
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    names = {type(n).__name__ for n in seen}
+    assert 'ConvolutionBackward0' in names
+    assert not any('FanOut' in n or 'WeightedSum' in n for n in names)
+
+
+def test_a_removed_block_cannot_be_indexed_and_block_shapes_are_checked():
+    stage = TopoResNet(depth=34, topology=[
+        dict(type='custom', edges=[(0, 2), (2, 3)], removed=[1]),
+        dict(type='residual'), dict(type='residual'),
+        dict(type='residual')]).layer1
+    with pytest.raises(IndexError) as info:
+        stage[1]
+    assert str(info.value) == 'block 1 is removed from this stage'
+    model = TopoResNet(depth=18)
+    state = model.state_dict()
+    state['layer1.0.conv1.weight'] = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(RuntimeError, match=r'size mismatch for '
+                       r'layer1\.0\.conv1\.weight'):
+        model.load_state_dict(state)

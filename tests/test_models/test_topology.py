@@ -287,3 +287,31 @@ def test_custom_edge_errors_in_full(edges, message):
     with pytest.raises(ValueError) as info:
         build_stage_topology(dict(type='custom', edges=edges), 2, 2)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize('spec,message', [
+    (dict(type='custom', edges=[(0, 2)]),
+     'topology[0] (custom): node 1 has no input edge (every node 1..2 needs '
+     'one, unless listed in topology.removed)'),
+    (dict(type='custom', edges=[(0, 1), (0, 2)]),
+     'topology[0] (custom): node 1 has no output edge (every node 0..1 needs '
+     'one, unless listed in topology.removed)'),
+    (dict(type='custom', edges=[(0, 1), (0, 2)], removed=[1]),
+     'topology[0] (custom): node 1 is removed but has edges [(0, 1)]'),
+    (dict(type='custom', edges=[(0, 2), (1, 2)], removed=[1]),
+     'topology[0] (custom): node 1 is removed but has edges [(1, 2)]'),
+    (dict(type='learnable', init='residual', k=1),
+     "topology[0] of type 'learnable': _learnable() got an unexpected "
+     "keyword argument 'k'"),
+])
+def test_graph_errors_in_full(spec, message):
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(spec, 2, 0)
+    assert str(info.value) == message
+
+
+def test_topology_of_the_wrong_kind_is_named():
+    with pytest.raises(ValueError) as info:
+        build_topologies('learnable', 4, [2, 2, 2, 2])
+    assert str(info.value) == ("topology must be a dict or a list of dicts, "
+                               "got 'learnable'")

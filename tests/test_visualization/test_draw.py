@@ -1,5 +1,5 @@
 """The topology picture: one panel per stage, edges styled by weight,
-pruned edges and removed blocks visible."""
+pruned edges and dead blocks visible."""
 import numpy as np
 import pytest
 import torch
@@ -49,7 +49,25 @@ def test_one_panel_per_stage_with_every_edge_styled_by_its_weight():
     assert not np.allclose(nodes['node 1'].get_facecolor()[0],
                            to_rgba(REMOVED_NODE))
     assert panels[1].get_title(loc='left') == (
-        'layer2: 4 blocks, 8/10 edges active, 1 removed (learnable)')
+        'layer2: 4 blocks, 8/10 edges active, 1 dead (learnable)')
+
+
+def test_a_block_that_reaches_nothing_is_dead_too():
+    """layer3's block 5 feeds only the output, by a zero edge: it is dead
+    (pruning removes it, eval skips it), drawn grey with its in-edges."""
+    model = TopoResNet(depth=34, topology=dict(type='learnable',
+                                               init='uniform'))
+    with torch.no_grad():
+        model.layer3.edge_weights[5, 6] = 0.0
+    fig = draw_topology(model.topology_graphs())
+    layer3 = fig.axes[2]
+    nodes, patches = _nodes(layer3), _patches(layer3)
+    assert np.allclose(nodes['node 5'].get_facecolor()[0],
+                       to_rgba(REMOVED_NODE))
+    assert patches['edge 4->5'].get_linestyle() == ':'
+    assert patches['edge 4->6'].get_linestyle() == 'solid'
+    assert layer3.get_title(loc='left') == (
+        'layer3: 6 blocks, 20/21 edges active, 1 dead (learnable)')
 
 
 def test_figure_to_rgb_is_an_image():

@@ -69,7 +69,7 @@ class TopologyVisualizationHook(Hook):
         backend = get_file_backend(folder)
         for name, backbone in self.backbones(runner):
             fig = draw_topology(backbone.topology_graphs(),
-                                title=f'{name} after {tag}')
+                                title=f'{name}, {tag.replace("_", " ")}')
             key = 'topology' if name == 'backbone' else f'topology/{name}'
             runner.visualizer.add_image(key, figure_to_rgb(fig), step=step)
             suffix = '' if name == 'backbone' else f'_{name}'
