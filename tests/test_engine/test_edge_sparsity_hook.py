@@ -807,3 +807,15 @@ def test_the_step_that_meets_a_budget_prunes_no_further():
     assert gone.any() and kept_whole.any()
     assert sgd[kept_whole].abs().min() >= sgd[gone].abs().max()
     assert hook.budget_met()
+
+
+def test_a_single_learnable_edge_is_the_whole_ratio():
+    """layer1 keeps one block and one learnable edge (0 -> out): active
+    ratio 1/1; the fixed stages do not count."""
+    hook = EdgeSparsityHook(lambda_=1.0)
+    hooked(hook, topology=[
+        dict(type='custom', edges=[(0, 2)], removed=[1], learnable=True),
+        dict(type='residual'), dict(type='residual'),
+        dict(type='residual')])
+    stats = hook.edge_stats()
+    assert (stats['active_edges'], stats['active_ratio']) == (1, 1.0)

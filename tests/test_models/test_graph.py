@@ -370,3 +370,32 @@ def test_a_removed_block_cannot_be_indexed_and_block_shapes_are_checked():
     with pytest.raises(RuntimeError, match=r'size mismatch for '
                        r'layer1\.0\.conv1\.weight'):
         model.load_state_dict(state)
+
+
+def test_stage_graph_built_directly_checks_its_arguments():
+    from mmdet.models.backbones.resnet import BasicBlock
+
+    from mmtopo.models.graph import StageGraph
+    from mmtopo.models.topology import build_stage_topology
+    blocks = [BasicBlock(4, 4), BasicBlock(4, 4)]
+    stage = StageGraph(blocks, build_stage_topology(
+        dict(type='residual'), 2, 0))
+    assert stage.graph_mismatch == 'error'
+    with pytest.raises(ValueError) as info:
+        StageGraph(blocks, build_stage_topology(dict(type='residual'), 3, 0))
+    assert str(info.value) == ('topology mask of shape (4, 4) does not fit '
+                               'a stage of 2 blocks')
+    with pytest.raises(ValueError) as info:
+        StageGraph(blocks, build_stage_topology(dict(type='residual'), 2, 0),
+                   graph_mismatch='ignore')
+    assert str(info.value) == ("graph_mismatch must be one of ('error', "
+                               "'adapt'), got 'ignore'")
+
+
+def test_an_edge_tensor_of_another_size_is_a_load_error():
+    model = TopoResNet(depth=18, topology=dict(type='learnable'))
+    state = model.state_dict()
+    state['layer1.edge_weights'] = torch.zeros(2, 2)
+    with pytest.raises(RuntimeError, match=r'size mismatch for '
+                       r'layer1\.edge_weights'):
+        model.load_state_dict(state)

@@ -300,9 +300,6 @@ def test_custom_edge_errors_in_full(edges, message):
      'topology[0] (custom): node 1 is removed but has edges [(0, 1)]'),
     (dict(type='custom', edges=[(0, 2), (1, 2)], removed=[1]),
      'topology[0] (custom): node 1 is removed but has edges [(1, 2)]'),
-    (dict(type='learnable', init='residual', k=1),
-     "topology[0] of type 'learnable': _learnable() got an unexpected "
-     "keyword argument 'k'"),
 ])
 def test_graph_errors_in_full(spec, message):
     with pytest.raises(ValueError) as info:
@@ -310,8 +307,24 @@ def test_graph_errors_in_full(spec, message):
     assert str(info.value) == message
 
 
+def test_an_unknown_argument_is_named_with_the_stage_and_type():
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(dict(type='learnable', k=1), 2, 3)
+    message = str(info.value)
+    assert message.startswith("topology[3] of type 'learnable': ")
+    assert message.endswith("got an unexpected keyword argument 'k'")
+
+
 def test_topology_of_the_wrong_kind_is_named():
     with pytest.raises(ValueError) as info:
         build_topologies('learnable', 4, [2, 2, 2, 2])
     assert str(info.value) == ("topology must be a dict or a list of dicts, "
                                "got 'learnable'")
+
+
+def test_ws_k_must_stay_below_the_number_of_nodes():
+    with pytest.raises(ValueError) as info:
+        build_stage_topology(dict(type='random', graph='ws', k=4, p=0.1), 3,
+                             0)
+    assert ('topology.k must be an even integer in [2, 3] for a stage of 4 '
+            'nodes, got 4') in str(info.value)
