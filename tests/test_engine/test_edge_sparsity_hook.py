@@ -799,6 +799,8 @@ def test_the_step_that_meets_a_budget_prunes_no_further():
     after = masked_edges(model)
     assert int((after != 0).sum()) == 9
     thresholded = torch.nn.functional.softshrink(sgd, 0.5)
+    survived = thresholded != 0  # edges the threshold only shrank
+    assert torch.equal(after[survived], thresholded[survived])
     kept_whole = (after != 0) & (after != thresholded)
     assert torch.equal(after[kept_whole], sgd[kept_whole])
     # every edge kept at its pre-threshold value is at least as strong as

@@ -381,6 +381,9 @@ def test_stage_graph_built_directly_checks_its_arguments():
     stage = StageGraph(blocks, build_stage_topology(
         dict(type='residual'), 2, 0))
     assert stage.graph_mismatch == 'error'
+    init_cfg = dict(type='Constant', val=0.5, layer='Conv2d')
+    assert StageGraph(blocks, build_stage_topology(
+        dict(type='residual'), 2, 0), init_cfg=init_cfg).init_cfg == init_cfg
     with pytest.raises(ValueError) as info:
         StageGraph(blocks, build_stage_topology(dict(type='residual'), 3, 0))
     assert str(info.value) == ('topology mask of shape (4, 4) does not fit '

@@ -258,8 +258,8 @@ class EdgeSparsityHook(Hook):
         zeroed = [(float(before[i, j].abs()), k, i, j)
                   for k, ((stage, _), before) in enumerate(zip(groups,
                                                                befores))
-                  for i, j in ((stage.edge_weights == 0) &
-                               (before != 0)).nonzero().tolist()]
+                  for i, j in (before.bool() & ~stage.edge_weights.bool())
+                  .nonzero().tolist()]
         for _, k, i, j in sorted(zeroed, reverse=True):
             weights = groups[k][0].edge_weights
             weights[i, j] = befores[k][i, j]
