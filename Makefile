@@ -32,10 +32,11 @@ stability: $(READY)
 	$(PY) tools/analysis_tools/check_stability.py cifar --out work_dirs/stability/cifar.md
 
 ## make mutation: mutation testing of the core against the fast unit tests
+## (about 30 minutes; results and the equivalent survivors: docs/mutation.md)
 mutation: $(READY)
 	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements/mutation.txt
 	rm -rf mutants
-	$(PY) -m mutmut run --max-children 2 || true
+	OMP_NUM_THREADS=1 $(PY) -m mutmut run --max-children 2 || true
 	$(PY) -m mutmut results
 
 ## make freeze: pin the exact versions of a working venv for reproducible setup
