@@ -46,7 +46,8 @@ TASKS = dict(
         learnable='configs/cls/topo_resnet18_cifar_digits.py',
         residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
         options=['model.backbone.depth=34'],
-        hook=dict(lambda_=1e-3, begin=20, lambda_growth=1.02,
+        # 230 iterations: lambda x20 every 100, from the end of warm-up
+        hook=dict(lambda_=1e-2, begin=20, lambda_growth=1.03,
                   flops_input_shape=(3, 32, 32)),
         image=(3, 32, 32), batch=16),
     toy_detection=dict(
@@ -55,18 +56,19 @@ TASKS = dict(
         residual='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget_residual'
         '.py',
         options=[],
-        hook=dict(lambda_=1e-3, begin=50, lambda_growth=1.02,
+        hook=dict(lambda_=1e-2, begin=50, lambda_growth=1.03,
                   flops_input_shape=(3, 128, 128)),
         image=(3, 128, 128), batch=4),
 )
 
 
-def hook_option(base: dict, budget: dict) -> str:
-    hook = dict(type='EdgeSparsityHook', interval=10, **base)
+def hook_options(base: dict, budget: dict) -> list:
+    """``custom_hooks.0.*=...`` options (the configs' first custom hook is
+    the sparsity hook) for a run under ``budget``."""
+    hook = dict(target_ratio=None, target_flops=None, **base)
     hook.update(budget)
-    if 'target_ratio' not in budget and 'target_flops' not in budget:
-        hook.pop('lambda_growth')
-    return 'custom_hooks=' + repr([hook]).replace(' ', '')
+    return [f'custom_hooks.0.{k}={v!r}'.replace(' ', '')
+            for k, v in hook.items()]
 
 
 def last_checkpoint(work_dir: Path) -> str:
@@ -195,8 +197,8 @@ def main():
                 config, options = spec['residual'], spec['options']
             else:
                 config = spec['learnable']
-                options = spec['options'] + [
-                    hook_option(spec['hook'], BUDGETS[name])]
+                options = spec['options'] + hook_options(spec['hook'],
+                                                         BUDGETS[name])
             run = train(spec['task'], config, seed, data, out, options)
             run['learned'] = run['metric']
             if name == 'residual':
