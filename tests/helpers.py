@@ -103,3 +103,14 @@ def spawn_ranks(fn, nprocs: int, args=(), timeout: float = 300,
         for process in context.processes:
             if process.is_alive():
                 process.kill()
+
+
+def load_tool(relative: str):
+    """A script under ``tools/`` imported as a module, to call its
+    ``main(argv)`` in the test process."""
+    import importlib.util
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

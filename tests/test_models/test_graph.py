@@ -184,16 +184,23 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
                                atol=0)
 
 
-def test_a_node_without_active_inputs_is_removed():
-    """Layer 3 (6 blocks): node 2's inputs are all zero, so it is removed;
-    node 4 is fed only by node 2 and an exactly-zero edge, so it goes too.
-    Neither block runs, and the stage equals the plain formula over the
-    remaining nodes, in value and gradient; edges at removed nodes get none."""
+def layer3_model():
+    """A small float64 TopoResNet-34 up to layer 3 (6 blocks), every edge a
+    different signed weight."""
     torch.manual_seed(0)
     model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
                        topology=dict(type='learnable', init='uniform'),
                        out_indices=(2, )).double()
     random_signed_weights(model)
+    return model
+
+
+def test_a_node_without_active_inputs_is_removed():
+    """Layer 3 (6 blocks): node 2's inputs are all zero, so it is removed;
+    node 4 is fed only by node 2 and an exactly-zero edge, so it goes too.
+    Neither block runs, and the stage equals the plain formula over the
+    remaining nodes, in value and gradient; edges at removed nodes get none."""
+    model = layer3_model()
     stage = model.layer3
     with torch.no_grad():
         stage.edge_weights[:, 2] = 0.0
@@ -253,11 +260,7 @@ def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
     mode, or no gradients: inference, FLOP counting) its block is skipped
     and the output is the same; in training it runs, so that the zero edges
     leaving it get the gradient that lets them grow back."""
-    torch.manual_seed(0)
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'),
-                       out_indices=(2, )).double()
-    random_signed_weights(model)
+    model = layer3_model()
     stage = model.layer3
     with torch.no_grad():
         stage.edge_weights[3, :] = 0.0

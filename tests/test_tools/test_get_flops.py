@@ -1,21 +1,16 @@
 """tools/analysis_tools/get_flops.py: dense, trained and pruned networks
 side by side, counted as they compute."""
-import importlib.util
 import re
 
 import torch
 
 from mmtopo.utils.complexity import BackboneCosts, count_flops
-from tests.helpers import REPO
-from tests.test_tools.test_prune_topology import DIGITS, build, trained_like
+from tests.helpers import REPO, load_tool
+from tests.test_tools.test_prune_topology import DIGITS, trained_like
 
 
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', REPO / 'tools/analysis_tools/get_flops.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/get_flops.py')
 
 
 def table(text):

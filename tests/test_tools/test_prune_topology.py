@@ -1,24 +1,19 @@
 """tools/model_converters/prune_topology.py: a trained learnable checkpoint
 becomes a fixed, smaller config + checkpoint computing the same function."""
-import importlib.util
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_tool
 
 DIGITS = REPO / 'configs/cls/topo_resnet18_cifar_digits.py'
 DIGITS_RESIDUAL = REPO / 'configs/cls/topo_resnet18_cifar_digits_residual.py'
 
 
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'prune_topology', REPO / 'tools/model_converters/prune_topology.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/model_converters/prune_topology.py')
 
 
 def build(config, checkpoint=None):

@@ -1,5 +1,4 @@
 """tools/analysis_tools/visualize_topology.py draws a checkpoint's graph."""
-import importlib.util
 
 import pytest
 import torch
@@ -7,18 +6,13 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_tool
 
 DIGITS = REPO / 'configs/cls/topo_resnet18_cifar_digits.py'
 
 
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'visualize_topology',
-        REPO / 'tools/analysis_tools/visualize_topology.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/visualize_topology.py')
 
 
 def checkpoint_of(config, path, **backbone):
