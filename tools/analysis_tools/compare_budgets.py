@@ -182,6 +182,9 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/budgets')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--plot', help='metric against FLOPs, a PNG')
+    parser.add_argument('--reuse', action='store_true',
+                        help='read runs already trained in the work dir '
+                        'instead of training them again')
     args = parser.parse_args()
     spec = TASKS[args.task]
     from compare_topologies import TASKS as TRAIN_TASKS
@@ -199,7 +202,8 @@ def main():
                 config = spec['learnable']
                 options = spec['options'] + hook_options(spec['hook'],
                                                          BUDGETS[name])
-            run = train(spec['task'], config, seed, data, out, options)
+            run = train(spec['task'], config, seed, data, out, options,
+                        reuse=args.reuse)
             run['learned'] = run['metric']
             if name == 'residual':
                 run.update(flops=residual_flops(spec), time_ratio=None,

@@ -49,13 +49,17 @@ def data_options(task: str, root: str):
     return opts
 
 
-def train(task, config, seed, data, work_dir: Path, options=()) -> dict:
-    subprocess.run(
-        [sys.executable, 'tools/train.py', config, '--work-dir',
-         str(work_dir), '--cfg-options', f'randomness.seed={seed}',
-         *data_options(task, data), *options],
-        cwd=REPO, check=True, capture_output=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+def train(task, config, seed, data, work_dir: Path, options=(),
+          reuse: bool = False) -> dict:
+    """Train one run (or, with ``reuse``, read a finished run in
+    ``work_dir``) and return its metric, speed and active edges."""
+    if not (reuse and (work_dir / 'last_checkpoint').exists()):
+        subprocess.run(
+            [sys.executable, 'tools/train.py', config, '--work-dir',
+             str(work_dir), '--cfg-options', f'randomness.seed={seed}',
+             *data_options(task, data), *options],
+            cwd=REPO, check=True, capture_output=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)))
     log = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     train_rows = [r for r in rows if 'loss' in r]
