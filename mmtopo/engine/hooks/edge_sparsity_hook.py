@@ -159,7 +159,7 @@ class EdgeSparsityHook(Hook):
         if self.target_flops is not None:
             self._costs = [(m, BackboneCosts(m, self.flops_input_shape))
                            for m in model.modules()
-                           if hasattr(m, 'stages') and any(
+                           if hasattr(m, 'export_topology') and any(
                                s.learnable for s in m.stages)]
         found = set()
         for wrapper in wrappers:
