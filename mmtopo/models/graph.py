@@ -229,10 +229,15 @@ class StageGraph(BaseModule):
     def learnable(self) -> bool:
         return isinstance(self.edge_weights, nn.Parameter)
 
-    def edges(self) -> List[tuple]:
-        """``(i, j, weight)`` for every edge in the mask."""
-        weights = self.edge_weights.detach()
-        return [(i, j, float(weights[i, j])) for j, srcs in
+    def edges(self, weights: Optional[torch.Tensor] = None) -> List[tuple]:
+        """``(i, j, weight)`` for every edge in the mask, the weights read
+        from ``weights`` (an ``(n+1, n+1)`` tensor or nested list; default:
+        the stage's own)."""
+        if weights is None:
+            weights = self.edge_weights.detach()
+        if isinstance(weights, torch.Tensor):
+            weights = weights.tolist()
+        return [(i, j, weights[i][j]) for j, srcs in
                 enumerate(self._sources) for i in srcs]
 
     def live_nodes(self) -> List[bool]:
@@ -260,9 +265,7 @@ class StageGraph(BaseModule):
         # gets the gradient that lets it grow back.
         learning = track and self.training and self.edge_weights.requires_grad
         useful = [True] * (len(self) + 1) if learning else reaching_nodes(
-            len(self) + 1, [(i, j, values[i][j])
-                            for j, srcs in enumerate(self._sources)
-                            for i in srcs])
+            len(self) + 1, self.edges(values))
         # feeds[j]: (weight, tensor) of every in-edge of j from a live node
         feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
         first = self[0](x)

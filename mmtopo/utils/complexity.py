@@ -46,6 +46,18 @@ def count_flops(model: torch.nn.Module, inputs: tuple) -> int:
         return flop_analyzer(model, inputs).total()
 
 
+def densified(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` with every learnable edge at 1: the dense graph
+    the FLOPs budgets are fractions of (fixed graphs stay as built)."""
+    from ..models.graph import StageGraph
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        for stage in dense.modules():
+            if isinstance(stage, StageGraph) and stage.learnable:
+                stage.edge_weights.copy_(stage.edge_mask.float())
+    return dense
+
+
 class BackboneCosts:
     """What each block and each edge of a topology backbone costs, measured
     once on the dense graph (every edge active), so that the FLOPs of any
@@ -63,11 +75,8 @@ class BackboneCosts:
 
     def __init__(self, backbone: torch.nn.Module,
                  input_shape: Sequence[int] = (3, 224, 224)):
-        dense = copy.deepcopy(backbone)
+        dense = densified(backbone)
         names = list(dense.res_layers)
-        with torch.no_grad():
-            for stage in dense.stages:
-                stage.edge_weights.copy_(stage.edge_mask.float())
         dense.eval()
         with torch.no_grad():
             device = next(dense.parameters()).device

@@ -57,18 +57,6 @@ def prune_model(cfg: Config, model: torch.nn.Module,
     return new_cfg, pruned
 
 
-def densified(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` with every learnable edge at 1: the dense graph
-    the FLOPs budgets are fractions of."""
-    dense = copy.deepcopy(model)
-    _, backbone = topology_backbone(dense)
-    with torch.no_grad():
-        for stage in backbone.stages:
-            if stage.learnable:
-                stage.edge_weights.copy_(stage.edge_mask.float())
-    return dense
-
-
 def save_pruned(cfg: Config, model: torch.nn.Module, out_dir: str,
                 stem: str, meta: dict) -> Tuple[str, str]:
     """Write ``OUT_DIR/<stem>.py`` and ``<stem>.pth`` through mmengine's

@@ -120,8 +120,9 @@ def prune_and_time(config: str, checkpoint: str, options, out_dir: Path,
     import torch
     from mmengine.runner import load_checkpoint
 
-    from mmtopo.utils.complexity import BackboneCosts, count_flops
-    from mmtopo.utils.pruning import densified, prune_model, save_pruned
+    from mmtopo.utils.complexity import (BackboneCosts, count_flops,
+                                         densified)
+    from mmtopo.utils.pruning import prune_model, save_pruned
 
     cfg, model = build(config, options)
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True,

@@ -25,8 +25,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules and the aggregation's FLOPs)
-from mmtopo.utils.complexity import count_flops
-from mmtopo.utils.pruning import densified, prune_model, topology_backbone
+from mmtopo.utils.complexity import count_flops, densified
+from mmtopo.utils.pruning import prune_model, topology_backbone
 
 
 def blank_inputs(model, shape) -> tuple:

@@ -244,7 +244,7 @@ class EdgeSparsityHook(Hook):
                                        self._lambda_now))
             if not stage.connects_input_to_output():
                 _, path = widest_path_edges(len(stage) + 1,
-                                            _edges(stage, before))
+                                            stage.edges(before))
                 for i, j in path:
                     weights[i, j] = before[i, j]
         if self.has_budget and self.budget_met():
@@ -314,9 +314,3 @@ class EdgeSparsityHook(Hook):
         stats['active_edges'] = total_active
         stats['active_ratio'] = total_active / max(total_edges, 1)
         return stats
-
-
-def _edges(stage: StageGraph, weights: torch.Tensor) -> List[tuple]:
-    """``(i, j, weight)`` of the stage's edges, taken from ``weights``."""
-    values = weights.tolist()
-    return [(i, j, values[i][j]) for i, j, _ in stage.edges()]
