@@ -72,7 +72,9 @@ def main() -> int:
     pruned_dir = osp.join(args.work_dir, 'pruned')
     cfg_path, ckpt_path = save_pruned(
         pruned_cfg, pruned, pruned_dir, stem,
-        meta=dict(pruned_from='demo', threshold=0.0))
+        meta=dict(pruned_from=osp.join(args.work_dir,
+                                       f'epoch_{runner.epoch}.pth'),
+                  threshold=0.0))
     pruned_metrics = evaluate_pruned(pruned_cfg, ckpt_path,
                                      osp.join(pruned_dir, 'test'))
 
