@@ -72,11 +72,32 @@ def edge_grad_scale(feature: torch.Tensor) -> float:
     return 1.0 / feature.shape[1]
 
 
+def _flat(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """A 1-D view of ``t`` in memory order (contiguous or channels_last), or
+    None if its layout has gaps or broadcasts (a copy would be needed)."""
+    if t.is_contiguous():
+        return t.view(-1)
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).view(-1)
+    return None
+
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum(a * b)`` in at least float32, without copying either operand
+    when both have the same dense layout (``channels_last`` included)."""
     if a.dtype in (torch.float16, torch.bfloat16):
         # an fp16 accumulator overflows on feature maps of millions of values
         return torch.sum(a * b, dtype=torch.float32)
-    return torch.dot(a.reshape(-1), b.reshape(-1))
+    flat_a, flat_b = _flat(a), _flat(b)
+    if flat_a is None or flat_b is None or a.stride() != b.stride():
+        return torch.sum(a * b)  # e.g. the broadcast gradient of a mean
+    return torch.dot(flat_a, flat_b)
+
+
+def _scale_grad(t: torch.Tensor, scale: float) -> torch.Tensor:
+    """``t`` itself in the forward pass; ``scale`` times its gradient."""
+    fixed = t.detach()
+    return fixed + (t - fixed) * scale
 
 
 class WeightedSum(torch.autograd.Function):
@@ -123,7 +144,7 @@ class FanOut(torch.autograd.Function):
             source, = ctx.saved_tensors
             zero = source.new_zeros((), dtype=torch.float32)
             grad_weights = torch.stack([
-                zero if g is None else _dot(g.contiguous(), source)
+                zero if g is None else _dot(g, source)
                 for g in grads
             ]).mul_(edge_grad_scale(source)).to(ctx.weight_dtype)
         if ctx.needs_input_grad[2]:
@@ -152,6 +173,27 @@ def recompute_sums() -> Iterator[None]:
     replaced by its recipe and rebuilt when backward needs it."""
     with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack):
         yield
+
+
+@contextmanager
+def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
+    """While active, the stages' forward passes use their edge weights as
+    read on entry, all stages in one device-to-host copy: one sync per
+    backbone forward on a GPU instead of one per stage. The weights change
+    only between forward passes (optimizer and proximal steps)."""
+    weights = [stage.edge_weights.detach() for stage in stages]
+    flat = torch.cat([w.reshape(-1) for w in weights]).tolist()
+    start = 0
+    for stage, w in zip(stages, weights):
+        n = w.shape[0]
+        stage._preread = [flat[start + r * n:start + (r + 1) * n]
+                          for r in range(n)]
+        start += n * n
+    try:
+        yield
+    finally:
+        for stage in stages:
+            stage._preread = None
 
 
 class StageGraph(BaseModule):
@@ -206,6 +248,7 @@ class StageGraph(BaseModule):
             self.edge_mask[:, j].nonzero().flatten().tolist()
             for j in range(num_nodes)
         ]
+        self._preread: Optional[List[list]] = None  # see edge_values_read
         self._consumers: List[List[int]] = [
             self.edge_mask[i].nonzero().flatten().tolist()
             for i in range(num_nodes)
@@ -256,8 +299,21 @@ class StageGraph(BaseModule):
         the stage output; if none does, the output is constant zero."""
         return self.live_nodes()[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        values = self.edge_weights.detach().tolist()
+    def forward(self, x: torch.Tensor,
+                values: Optional[List[list]] = None) -> torch.Tensor:
+        """The stage output.
+
+        Args:
+            x: the stage input.
+            values: the edge weights as nested Python lists, when the caller
+                has read them already (:func:`read_edge_values` reads every
+                stage of a backbone at once: one device sync per forward).
+                Read here otherwise.
+        """
+        if torch.compiler.is_compiling():
+            return self.forward_traceable(x)
+        if values is None:
+            values = self._preread or self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
         # Outside training (eval mode or no gradients) zero edges and blocks
         # whose output reaches nothing are skipped: the pruned network's
@@ -294,6 +350,40 @@ class StageGraph(BaseModule):
             else:
                 output = self[j](node_in)
             self._fan_out(j, output, values, track, learning, feeds)
+
+    def forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function with the weights kept on the device: what
+        ``torch.compile`` traces (no host read, so no graph break, and the
+        graph does not change when a weight does).
+
+        Every edge is computed, and the compiler fuses each node's sum into
+        one pass. A node without an active input is switched off by
+        multiplying its output by 0 (``forward`` does not run it): outputs
+        and gradients are the same, but its block still runs, and in
+        training its norm layers' running statistics see the zero input.
+        Edges get ``1 / C`` of their gradient, as from :class:`FanOut`.
+        """
+        weights = self.edge_weights
+        outputs = {0: self[0](x)}
+        alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
+        if self.learnable:
+            weights = _scale_grad(weights, edge_grad_scale(outputs[0]))
+        last = len(self)
+        for j in range(1, last + 1):
+            sources = [i for i in self._sources[j] if i in outputs]
+            if not sources:  # a removed block
+                continue
+            node_in = None
+            for i in sources:
+                term = weights[i, j] * outputs[i]
+                node_in = term if node_in is None else node_in + term
+            if j == last:
+                return node_in
+            active = torch.stack([(weights[i, j] != 0) & alive[i]
+                                  for i in sources]).any()
+            alive[j] = active
+            outputs[j] = self[j](node_in) * active
+        raise AssertionError('a checked topology always reaches its output')
 
     def _is_fixed_identity(self, weights: List[float]) -> bool:
         return not self.learnable and weights == [1.0]

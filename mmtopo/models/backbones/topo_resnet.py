@@ -8,13 +8,14 @@ match stock checkpoints. Then each ``layer{i}`` is replaced by a
 """
 from typing import Dict, List, Sequence, Union
 
+import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnet import ResNet, ResNetV1d
 from mmdet.models.backbones.resnext import ResNeXt
 from torch import nn
 
 from ...registry import register_model
-from ..graph import StageGraph
+from ..graph import StageGraph, edge_values_read
 from ..topology import build_topologies, prune_graph, widest_path
 
 TopologySpec = Union[dict, Sequence[dict]]
@@ -49,6 +50,12 @@ class TopoMixin:
             setattr(self, name, StageGraph(list(getattr(self, name)), graph,
                                            graph_mismatch=graph_mismatch))
         self._freeze_stages()  # again: the edge weights are new parameters
+
+    def forward(self, x):
+        if torch.compiler.is_compiling():  # the stages trace their weights
+            return super().forward(x)
+        with edge_values_read(self.stages):  # one host read, not one a stage
+            return super().forward(x)
 
     def train(self, mode: bool = True):
         super().train(mode)  # mmdet's enforces frozen_stages and norm_eval
