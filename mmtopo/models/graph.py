@@ -128,10 +128,14 @@ class FanOut(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weights: torch.Tensor, values: List[float],
-                source: torch.Tensor):
-        ctx.values = values
-        ctx.weight_dtype = weights.dtype
+    def forward(ctx, row: torch.Tensor, columns: List[int],
+                values: List[float], source: torch.Tensor):
+        """``row``: the source's row of the edge weights, a view (indexing
+        it with ``columns`` would copy the index to the device, which waits
+        for the GPU); ``columns``: the consumers; ``values``: their weights
+        as floats."""
+        ctx.columns, ctx.values = columns, values
+        ctx.row_shape, ctx.weight_dtype = row.shape, row.dtype
         ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(source)
@@ -139,20 +143,22 @@ class FanOut(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        grad_weights = grad_source = None
+        grad_row = grad_source = None
         if ctx.needs_input_grad[0]:
             source, = ctx.saved_tensors
             zero = source.new_zeros((), dtype=torch.float32)
-            grad_weights = torch.stack([
-                zero if g is None else _dot(g, source)
-                for g in grads
-            ]).mul_(edge_grad_scale(source)).to(ctx.weight_dtype)
-        if ctx.needs_input_grad[2]:
+            entries = [zero] * ctx.row_shape[0]
+            for column, g in zip(ctx.columns, grads):
+                if g is not None:
+                    entries[column] = _dot(g, source)
+            grad_row = torch.stack(entries).mul_(
+                edge_grad_scale(source)).to(ctx.weight_dtype)
+        if ctx.needs_input_grad[3]:
             terms = [(g, w) for g, w in zip(grads, ctx.values)
                      if g is not None and w != 0.0]
             if terms:
                 grad_source = weighted_sum(*zip(*terms))
-        return grad_weights, None, grad_source
+        return grad_row, None, None, grad_source
 
 
 def _pack(tensor: torch.Tensor):
@@ -336,8 +342,10 @@ class StageGraph(BaseModule):
             identity = self._is_fixed_identity(weights)
             if identity:
                 node_in = inputs[0]  # exactly ResNet's residual stream
-            else:
+            elif track:
                 node_in = WeightedSum.apply(weights, *inputs)
+            else:
+                node_in = weighted_sum(inputs, weights)
             if j == len(self):
                 return node_in
             if track and not identity:
@@ -398,7 +406,7 @@ class StageGraph(BaseModule):
             consumers = [j for j in consumers if values[i][j] != 0.0]
         weights = [values[i][j] for j in consumers]
         if track and consumers and not self._is_fixed_identity(weights):
-            parts = FanOut.apply(self.edge_weights[i, consumers], weights,
+            parts = FanOut.apply(self.edge_weights[i], consumers, weights,
                                  output)
         else:
             parts = [output] * len(consumers)

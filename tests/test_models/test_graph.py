@@ -48,7 +48,7 @@ def random_signed_weights(model, seed=0):
             magnitude = torch.rand(mask.shape, generator=gen,
                                    dtype=torch.float64) + 0.3
             sign = torch.randint(0, 2, mask.shape, generator=gen) * 2 - 1
-            stage.edge_weights.copy_(magnitude * sign * mask)
+            stage.edge_weights.copy_(magnitude * sign * mask.cpu())
 
 
 def naive_forward(model, x):
@@ -71,8 +71,8 @@ def naive_forward(model, x):
 def loss_of(outs, seed=1):
     """A loss that weighs every element of every stage output differently."""
     gen = torch.Generator().manual_seed(seed)
-    return sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-               for o in outs)
+    return sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype).to(
+        o.device)).sum() for o in outs)
 
 
 def grads(model, x, forward):
@@ -130,7 +130,7 @@ def test_edge_gradient_is_the_channel_mean_of_the_true_gradient():
     y = torch.randn(2, 5, 3, 3, dtype=torch.float64)
     g = torch.randn(2, 5, 3, 3, dtype=torch.float64)
     w = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
-    part, = FanOut.apply(w, [0.7], y)
+    part, = FanOut.apply(w, [0], [0.7], y)
     part.backward(g)
     assert edge_grad_scale(y) == 1 / 5
     torch.testing.assert_close(w.grad, (g * y).sum().reshape(1) / 5)
@@ -145,7 +145,7 @@ def test_fan_out_and_weighted_sum_gradcheck():
         values = w.detach().tolist()
         # FanOut hands the edges 1/C of their gradient; giving it C * w makes
         # the chain rule undo that, so gradcheck sees the true gradient
-        parts = [FanOut.apply(w[i] * channels, values[i], y)
+        parts = [FanOut.apply(w[i] * channels, [0, 1], values[i], y)
                  for i, y in enumerate(ys)]
         return tuple(
             WeightedSum.apply([row[j] for row in values],
@@ -186,7 +186,7 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
     y = torch.rand(4, 64, 32, 32) + 1.0
     g = torch.rand(4, 64, 32, 32) + 1.0
     w = torch.tensor([0.5], requires_grad=True)
-    part, = FanOut.apply(w, [0.5], y.to(dtype))
+    part, = FanOut.apply(w, [0], [0.5], y.to(dtype))
     part.backward(g.to(dtype))
     exact = (g.to(dtype).double() * y.to(dtype).double()).sum() / 64
     assert w.grad.dtype == torch.float32

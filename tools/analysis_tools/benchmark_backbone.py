@@ -1,33 +1,41 @@
-"""Speed, memory, parameters and FLOPs of a TopoResNet against mmdet's ResNet
-of the same depth, measured in the same run; prints ratios.
+"""Speed, memory, parameters and FLOPs of TopoResNets against mmdet's ResNet
+of the same depth, measured in one run; prints ratios.
 
     python tools/analysis_tools/benchmark_backbone.py --depth 50 \
-        --topology learnable --batch-size 8 --img-size 224
+        --topology learnable learnable_uniform complete --batch-size 8
+    # the settings users train with, alone or together
+    ... --compile --channels-last --amp bf16 [--device cuda]
 
-Times are medians over interleaved runs of both models (so machine noise
-hits both alike). Peak memory is the growth of the resident set during one
-forward+backward, each model in a fresh process.
+Times: every model runs the same steps in turn (interleaved, so machine
+noise hits all alike), after warm-up steps (which also compile). A train
+step is forward, a loss over all outputs and backward; inference is an
+eval-mode forward without gradients. Each ratio is the median over steps of
+``time(model) / time(stock)`` in the same round, with the 25th-75th
+percentile range of those ratios as the spread. The timing process runs
+with the environment it was started with (no allocator tuning).
+
+Peak memory: the growth over one train step after a warm-up step. On CPU,
+of the resident set, each model in a fresh process that returns freed
+memory to the system at once (``MALLOC_MMAP_THRESHOLD_``, set in that
+process only); on CUDA, of the caching allocator's peak, in this process.
 """
 import argparse
 import json
 import os
-import resource
+import re
 import subprocess
 import sys
-import time
-from statistics import median
 
-# Large allocations always mmapped, so freed memory really leaves the process
-# and the resident-set peak measures what one step needs.
-os.environ.setdefault('MALLOC_MMAP_THRESHOLD_', '65536')
+import torch
+from mmdet.models.backbones import ResNet
+from mmengine.analysis import parameter_count
 
-import torch  # noqa: E402
-from mmdet.models.backbones import ResNet  # noqa: E402
-from mmengine.analysis import parameter_count  # noqa: E402
-
-import mmtopo  # noqa: E402,F401
-from mmtopo.models import TopoResNet  # noqa: E402
-from mmtopo.utils.complexity import count_flops  # noqa: E402
+import mmtopo  # noqa: F401
+from mmtopo.models import TopoResNet
+from mmtopo.utils.benchmark import (AMP_DTYPES, autocast, describe_machine,
+                                   describe_settings, format_time,
+                                   interleaved_times, ratio_stats)
+from mmtopo.utils.complexity import count_flops
 
 TOPOLOGIES = dict(
     residual=dict(type='residual'),
@@ -44,120 +52,180 @@ def build(name: str, depth: int) -> torch.nn.Module:
     return TopoResNet(depth=depth, topology=TOPOLOGIES[name])
 
 
-def step(model, x):
-    outs = model(x)
-    sum(o.mean() for o in outs).backward()
+class Runner:
+    """One model as the benchmark runs it: layout, device, autocast and
+    compilation applied as a user would."""
+
+    def __init__(self, name: str, args):
+        torch.manual_seed(0)
+        self.model = build(name, args.depth).to(args.device)
+        if args.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = (torch.compile(self.model) if args.compile else
+                        self.model)
+        self.device, self.amp = args.device, args.amp
+
+    def train_step(self, x: torch.Tensor) -> None:
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp):
+            outs = self.forward(x)
+        sum(o.float().mean() for o in outs).backward()
+
+    def infer(self, x: torch.Tensor) -> None:
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.amp):
+            self.forward(x)
 
 
-def time_models(models, x, iters, warmup):
-    times = {name: {'train': [], 'infer': []} for name in models}
-    for _ in range(warmup):
-        for model in models.values():
-            model.train()
-            step(model, x)
-    for _ in range(iters):
-        for name, model in models.items():
-            model.train()
-            model.zero_grad(set_to_none=True)
-            start = time.perf_counter()
-            step(model, x)
-            times[name]['train'].append(time.perf_counter() - start)
-            model.eval()
-            with torch.no_grad():
-                start = time.perf_counter()
-                model(x)
-                times[name]['infer'].append(time.perf_counter() - start)
-    return {n: {k: median(v) for k, v in t.items()} for n, t in times.items()}
+def make_input(args) -> torch.Tensor:
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size,
+                    device=args.device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    return x
 
 
-def rss_bytes() -> int:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, in KiB."""
+    with open('/proc/self/status') as f:
+        return int(re.search(rf'{field}:\s+(\d+)', f.read()).group(1))
 
 
-def measure_memory_here(name, depth, batch, size):
-    """Run in a fresh process: peak RSS growth over one fwd+bwd."""
-    torch.manual_seed(0)
-    model = build(name, depth)
-    model.train()
-    x = torch.randn(batch, 3, size, size)
-    before = rss_bytes()
-    step(model, x)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(dict(peak=peak - before)))
+def peak_memory_here(name: str, args) -> int:
+    """Peak memory of one train step of ``name``, after a warm-up step
+    (which also compiles) whose peak is then forgotten."""
+    runner = Runner(name, args)
+    x = make_input(args)
+    runner.train_step(x)
+    runner.model.zero_grad(set_to_none=True)
+    if args.device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        runner.train_step(x)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset the peak resident set (VmHWM) to the current
+    before = rss_kib('VmRSS')
+    runner.train_step(x)
+    return (rss_kib('VmHWM') - before) * 1024
 
 
-def measure_memory(name, args) -> int:
-    out = subprocess.run(
-        [sys.executable, __file__, '--memory-of', name, '--depth',
-         str(args.depth), '--batch-size', str(args.batch_size),
-         '--img-size', str(args.img_size)],
-        capture_output=True, text=True)
+def peak_memory(name: str, args) -> int:
+    if args.device == 'cuda':
+        return peak_memory_here(name, args)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    argv = ['--depth', str(args.depth), '--batch-size', str(args.batch_size),
+            '--img-size', str(args.img_size), '--memory-of', name]
+    argv += ['--compile'] * args.compile
+    argv += ['--channels-last'] * args.channels_last
+    argv += ['--amp', args.amp] if args.amp else []
+    argv += ['--threads', str(args.threads)] if args.threads else []
+    out = subprocess.run([sys.executable, __file__, *argv],
+                         capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f'memory run of {name} failed:\n{out.stderr}')
     return json.loads(out.stdout.strip().splitlines()[-1])['peak']
 
 
-def parse_args():
+def describe_setup(args) -> str:
+    settings = describe_settings(args.compile, args.channels_last, args.amp)
+    return (f'{describe_machine(args.device)}; ResNet-{args.depth}, '
+            f'batch {args.batch_size}, {args.img_size}x{args.img_size}, '
+            f'{settings}; {args.warmup} warm-up + {args.iters} interleaved '
+            'rounds')
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--depth', type=int, default=50)
     parser.add_argument('--topology', nargs='+', default=['learnable'],
                         choices=sorted(TOPOLOGIES))
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
-    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--iters', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads (default: torch\'s)')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every model (default options)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='models and input in channels_last')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
+                        help='train and infer under autocast of this dtype')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the peak-memory runs')
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    if args.iters < 1 or args.warmup < 1:
+        parser.error(f'--iters and --warmup must be >= 1, got '
+                     f'{args.iters} and {args.warmup}')
+    return args
 
 
-def main():
-    args = parse_args()
+def format_row(name: str, r: dict) -> str:
+    memory = ('-' if r['peak_mem'] is None else
+              f"{r['peak_mem'] / 2**20:.0f} MiB ({r['mem_ratio']:.3f}x)")
+    return (f"| {name} | {format_time(r['train'])} | "
+            f"{format_time(r['infer'])} | {memory} | "
+            f"{r['params'] / 1e6:.3f} M ({r['params_ratio']:.4f}x) | "
+            f"{r['flops'] / 1e9:.3f} G ({r['flops_ratio']:.4f}x) |")
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_of:
-        return measure_memory_here(args.memory_of, args.depth,
-                                   args.batch_size, args.img_size)
+        print(json.dumps(dict(peak=peak_memory_here(args.memory_of, args))))
+        return
     names = ['stock', *args.topology]
-    torch.manual_seed(0)
-    peaks = {name: measure_memory(name, args) for name in names}
-    models = {name: build(name, args.depth) for name in names}
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
-    times = time_models(models, x, args.iters, args.warmup)
+    peaks = {n: None if args.no_memory else peak_memory(n, args)
+             for n in names}
+    runners = {name: Runner(name, args) for name in names}
+    x = make_input(args)
+    steps = {}
+    for name, r in runners.items():
+        steps[(name, 'train')] = lambda r=r: r.train_step(x)
+        steps[(name, 'infer')] = lambda r=r: r.infer(x)
+    times = interleaved_times(steps, args.iters, args.warmup, args.device)
     flops_x = torch.randn(1, 3, args.img_size, args.img_size)
     results = {}
-    for name, model in models.items():
+    for name in names:
+        cpu_model = build(name, args.depth)
         results[name] = dict(
-            train_s=times[name]['train'],
-            infer_s=times[name]['infer'],
+            train=ratio_stats(times[name, 'train'], times['stock', 'train']),
+            infer=ratio_stats(times[name, 'infer'], times['stock', 'infer']),
             peak_mem=peaks[name],
-            params=parameter_count(model)[''],
-            flops=count_flops(model, (flops_x, )),
-        )
+            params=parameter_count(cpu_model)[''],
+            flops=count_flops(cpu_model, (flops_x, )))
     base = results['stock']
-    print(f'ResNet-{args.depth}, batch {args.batch_size}, '
-          f'{args.img_size}x{args.img_size}, {torch.get_num_threads()} '
-          f'threads, {args.iters} iters; ratios against mmdet ResNet')
-    header = ('| model | fwd+bwd | inference (eval) | peak memory | params '
-              '| FLOPs |')
-    print(header)
+    for r in results.values():
+        r['params_ratio'] = r['params'] / base['params']
+        r['flops_ratio'] = r['flops'] / base['flops']
+        r['mem_ratio'] = (None if r['peak_mem'] is None else
+                          r['peak_mem'] / base['peak_mem'])
+    print(describe_setup(args))
+    print('ratios against mmdet ResNet: median over rounds (25th-75th '
+          'percentile); memory: ' +
+          ('not measured' if args.no_memory else
+           'CUDA allocator peak over one step' if args.device == 'cuda' else
+           'resident-set growth over one step, one process per model'))
+    print('| model | train step | inference (eval) | peak memory | params '
+          '| FLOPs |')
     print('|' + ' --- |' * 6)
     for name, r in results.items():
-        print(f"| {name} | {r['train_s'] * 1e3:.0f} ms "
-              f"({r['train_s'] / base['train_s']:.3f}x) | "
-              f"{r['infer_s'] * 1e3:.0f} ms "
-              f"({r['infer_s'] / base['infer_s']:.3f}x) | "
-              f"{r['peak_mem'] / 2**20:.0f} MiB "
-              f"({r['peak_mem'] / base['peak_mem']:.3f}x) | "
-              f"{r['params'] / 1e6:.3f} M "
-              f"({r['params'] / base['params']:.4f}x) | "
-              f"{r['flops'] / 1e9:.3f} G "
-              f"({r['flops'] / base['flops']:.4f}x) |")
+        print(format_row(name, r))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args), results=results), f, indent=2)
+            json.dump(dict(setup=describe_setup(args), args=vars(args),
+                           results=results), f, indent=2)
 
 
 if __name__ == '__main__':
