@@ -4,7 +4,7 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test demo setup env benchmark stability mutation freeze
+.PHONY: test test-slow demo setup env benchmark stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
@@ -14,6 +14,10 @@ setup: $(READY)
 ## make test: the whole suite (experiments are separate commands below)
 test: $(READY)
 	$(PY) -m pytest tests -q
+
+## make test-slow: the tests marked slow (torch.compile'd training runs)
+test-slow: $(READY)
+	$(PY) -m pytest tests -q -m slow
 
 ## make demo: toy COCO set -> Faster R-CNN with learnable topology -> COCO mAP
 demo: $(READY)

@@ -342,10 +342,8 @@ class StageGraph(BaseModule):
             identity = self._is_fixed_identity(weights)
             if identity:
                 node_in = inputs[0]  # exactly ResNet's residual stream
-            elif track:
-                node_in = WeightedSum.apply(weights, *inputs)
             else:
-                node_in = weighted_sum(inputs, weights)
+                node_in = WeightedSum.apply(weights, *inputs)
             if j == len(self):
                 return node_in
             if track and not identity:

@@ -69,9 +69,11 @@ def test_fp16_autocast_edge_gradients_match_float32():
                                    msg=f'layer{stage + 1}')
 
 
-def test_compiled_training_step_matches_eager_on_cuda():
-    """As the CPU test: outputs and gradients to 1e-4 of their scale
-    (TF32 is off in both, so the convolutions agree)."""
+def test_compiled_training_step_matches_eager_on_cuda(monkeypatch):
+    """As the CPU test: outputs and gradients to 1e-4 of their scale, with
+    TF32 off (its 10-bit mantissa alone moves convolutions by ~1e-3)."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
     eager = small_model(topology=dict(type='learnable', init='uniform'))
     random_signed_weights(eager)
     eager.train()
