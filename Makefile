@@ -26,8 +26,17 @@ demo: $(READY)
 env: $(READY)
 	$(PY) -m mmtopo.utils.collect_env
 
+## make benchmark: every row of the README's cost table against mmdet's
+## ResNet-50 / Faster R-CNN, on this machine's CPU (about 20 minutes)
+BENCH := $(PY) tools/analysis_tools/benchmark_backbone.py --iters 9
 benchmark: $(READY)
-	$(PY) tools/analysis_tools/benchmark_backbone.py --depth 50 --topology learnable
+	$(BENCH) --topology learnable learnable_uniform complete residual
+	$(BENCH) --topology learnable learnable_uniform --channels-last
+	$(BENCH) --topology learnable learnable_uniform --amp bf16
+	$(BENCH) --topology learnable learnable_uniform --compile --no-memory
+	$(PY) tools/analysis_tools/benchmark_detector.py --iters 9 \
+	    mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py \
+	    configs/faster_rcnn_topo_r50_fpn.py
 
 ## make stability: stock ResNet vs TopoResNet (residual, learnable + hook)
 ## under mmdet's and mmpretrain's stock recipes, 5 seeds each (about 1 h)

@@ -1,0 +1,73 @@
+"""The benchmark tools: what they compute and print (not how fast anything
+is: timings do not belong in the suite)."""
+import json
+import sys
+
+import pytest
+
+from mmtopo.utils.benchmark import interleaved_times, ratio_stats
+from tests.helpers import REPO, run_tool
+
+
+def test_ratio_stats_are_per_round_ratios():
+    base = [1.0, 2.0, 1.0, 4.0, 1.0]
+    times = [1.1, 2.0, 1.3, 4.4, 1.2]  # ratios 1.1 1.0 1.3 1.1 1.2
+    stats = ratio_stats(times, base)
+    assert stats['time'] == 1.3  # median time
+    assert stats['ratio'] == pytest.approx(1.1)  # not 1.3 / 1.0
+    assert (stats['q1'], stats['q3']) == pytest.approx((1.05, 1.25))
+    assert ratio_stats([2.0], [1.0]) == dict(time=2.0, ratio=2.0, q1=2.0,
+                                             q3=2.0)
+
+
+def test_interleaved_times_take_turns_after_warmup():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in 'ab'}
+    times = interleaved_times(steps, rounds=3, warmup=2, device='cpu')
+    assert calls == ['a', 'b'] * 5
+    assert {k: len(v) for k, v in times.items()} == {'a': 3, 'b': 3}
+
+
+def test_benchmark_backbone_prints_ratios_to_the_stock_resnet(tmp_path):
+    out = tmp_path / 'result.json'
+    proc = run_tool([
+        sys.executable, 'tools/analysis_tools/benchmark_backbone.py',
+        '--depth', '18', '--batch-size', '2', '--img-size', '64', '--iters',
+        '2', '--warmup', '1', '--topology', 'learnable', 'complete',
+        '--channels-last', '--json', str(out)
+    ], check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith('torch ') and 'threads' in lines[0]
+    assert 'ResNet-18, batch 2, 64x64, eager, channels_last, float32' in \
+        lines[0]
+    rows = [line for line in lines if line.startswith('| ')]
+    assert [r.split(' | ')[0] for r in rows[2:]] == [
+        '| stock', '| learnable', '| complete']
+    results = json.loads(out.read_text())['results']
+    assert results['stock']['train']['ratio'] == 1.0
+    assert results['stock']['mem_ratio'] == 1.0
+    assert results['learnable']['peak_mem'] > 0
+    # a learnable stage of 2 blocks has a 3x3 edge parameter; fixed
+    # wirings keep their edges in buffers
+    assert results['learnable']['params'] == results['stock']['params'] + 36
+    assert results['complete']['params'] == results['stock']['params']
+    # the aggregation's multiply-adds are counted: more FLOPs than stock
+    assert results['complete']['flops_ratio'] > 1.0
+
+
+def test_benchmark_detector_times_two_configs_on_one_batch(tmp_path):
+    toy = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
+    residual = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py'
+    out = tmp_path / 'result.json'
+    proc = run_tool([
+        sys.executable, 'tools/analysis_tools/benchmark_detector.py',
+        str(residual), str(toy), '--img-size', '64', '--iters', '2',
+        '--warmup', '1', '--num-classes', '3', '--json', str(out)
+    ], check=True)
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith('| A: ') or line.startswith('| B: ')]
+    assert rows[0].startswith(f'| A: {residual} | ')
+    assert rows[1].startswith(f'| B: {toy} | ')
+    result = json.loads(out.read_text())
+    assert result['a']['ratio'] == 1.0 and result['b']['time'] > 0
+    assert result['args']['img_size'] == 64
