@@ -11,5 +11,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
 
 optim_wrapper = dict(
+    # plain-dict param groups, so that compile=True can trace the step
+    constructor='PlainGroupsOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=50)]

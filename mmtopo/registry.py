@@ -6,12 +6,18 @@ root) and into these children (so ``type='mmtopo.X'`` resolves too).
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmtopo',
                   locations=['mmtopo.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmtopo',
                  locations=['mmtopo.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='mmtopo',
+    locations=['mmtopo.engine'])
 
 
 def register_model(cls):

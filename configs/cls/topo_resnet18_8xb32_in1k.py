@@ -8,5 +8,7 @@ model = dict(
         topology=dict(type='learnable', init='residual')))
 # no weight decay on the edges: the L1 proximal step is their regularizer
 optim_wrapper = dict(
+    # plain-dict param groups, so that compile=True can trace the step
+    constructor='PlainGroupsOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=100)]

@@ -57,6 +57,8 @@ val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
+    # plain-dict param groups, so that compile=True can trace the step
+    constructor='PlainGroupsOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
 custom_hooks = [

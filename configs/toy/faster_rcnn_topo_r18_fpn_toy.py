@@ -88,6 +88,8 @@ param_scheduler = [
 optim_wrapper = dict(
     optimizer=dict(lr=0.01),
     clip_grad=dict(max_norm=35, norm_type=2),
+    # plain-dict param groups, so that compile=True can trace the step
+    constructor='PlainGroupsOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [
     dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10),

@@ -1,3 +1,7 @@
 from .hooks import EdgeSparsityHook, TopologyVisualizationHook
+from .optimizers import PlainGroupsOptimWrapperConstructor
 
-__all__ = ['EdgeSparsityHook', 'TopologyVisualizationHook']
+__all__ = [
+    'EdgeSparsityHook', 'TopologyVisualizationHook',
+    'PlainGroupsOptimWrapperConstructor'
+]

@@ -1,0 +1,3 @@
+from .plain_groups_constructor import PlainGroupsOptimWrapperConstructor
+
+__all__ = ['PlainGroupsOptimWrapperConstructor']
