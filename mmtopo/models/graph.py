@@ -17,6 +17,14 @@ here therefore
   would store it, so it is recomputed from the node outputs, which the blocks
   store anyway (:func:`recompute_sums`).
 
+The shortcuts need the weights on the host. A backbone reads all its stages'
+weights in one copy per forward (:func:`edge_values_read`: one GPU sync),
+and the stages take their weight tensors only as views, so nothing else in a
+forward waits for the device. Under ``torch.compile`` a stage instead keeps
+its weights on the device (:meth:`StageGraph.forward_traceable`): the graph
+has no break, does not change when a weight does, and the compiler fuses the
+sums.
+
 Edge gradients are channel means. An edge weight scales a whole feature map
 of ``C`` channels, so its true gradient ``<dL/dx_j, y_i>`` is the sum of the
 gradients ``C`` per-channel scales (a norm layer's ``weight``) would get:

@@ -605,3 +605,25 @@ def test_bf16_autocast_edge_gradients_match_float32():
         torch.testing.assert_close(got, ref, rtol=0,
                                    atol=0.02 * float(ref.abs().max()),
                                    msg=f'layer{stage + 1}')
+
+
+def test_dot_of_any_two_layouts_is_the_sum_of_products():
+    """Dense operands of one layout are read in place; a broadcast
+    gradient (that of a ``.mean()``) or mixed layouts still give the exact
+    sum of products."""
+    from mmtopo.models.graph import _dot, _flat
+    torch.manual_seed(0)
+    a = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    b = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    expected = (a * b).sum()
+    last = a.to(memory_format=torch.channels_last)
+    assert _flat(last).data_ptr() == last.data_ptr()  # a view, no copy
+    assert _flat(a.expand(2, 3, 4, 5)[:, :2]) is None
+    broadcast = torch.tensor(0.5, dtype=torch.float64).expand(2, 3, 4, 5)
+    cases = [(a, b), (last, b.to(memory_format=torch.channels_last)),
+             (last, b), (a, b.to(memory_format=torch.channels_last))]
+    for x, y in cases:
+        torch.testing.assert_close(_dot(x, y), expected, rtol=1e-12,
+                                   atol=0)
+    torch.testing.assert_close(_dot(broadcast, b), 0.5 * b.sum(),
+                               rtol=1e-12, atol=0)
