@@ -313,21 +313,13 @@ class StageGraph(BaseModule):
         the stage output; if none does, the output is constant zero."""
         return self.live_nodes()[-1]
 
-    def forward(self, x: torch.Tensor,
-                values: Optional[List[list]] = None) -> torch.Tensor:
-        """The stage output.
-
-        Args:
-            x: the stage input.
-            values: the edge weights as nested Python lists, when the caller
-                has read them already (:func:`read_edge_values` reads every
-                stage of a backbone at once: one device sync per forward).
-                Read here otherwise.
-        """
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The stage output. The edge weights are read to the host here,
+        unless the backbone read them for all its stages already
+        (:func:`edge_values_read`)."""
         if torch.compiler.is_compiling():
             return self.forward_traceable(x)
-        if values is None:
-            values = self._preread or self.edge_weights.detach().tolist()
+        values = self._preread or self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()
         # Outside training (eval mode or no gradients) zero edges and blocks
         # whose output reaches nothing are skipped: the pruned network's
