@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmark tools: interleaved rounds, ratios
 with their spread, and a line naming what was measured on what."""
+import argparse
 import contextlib
 import platform
 import re
@@ -85,3 +86,35 @@ def describe_settings(compile: bool, channels_last: bool,
         'channels_last' if channels_last else 'NCHW',
         f'autocast {amp}' if amp else 'float32'
     ])
+
+
+def add_timing_args(parser: argparse.ArgumentParser, iters: int = 7) -> None:
+    """The options both benchmark tools take: rounds, threads, device and
+    the settings users train with."""
+    parser.add_argument('--iters', type=int, default=iters,
+                        help='timed rounds')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed rounds first (they also compile)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="CPU threads (default: torch's)")
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile (default options)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='models and inputs in channels_last')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
+                        help='mixed precision of this dtype')
+    parser.add_argument('--json', help='also write the results here')
+
+
+def check_timing_args(parser: argparse.ArgumentParser,
+                      args: argparse.Namespace) -> None:
+    """Fail through ``parser`` on a device that is not there or no rounds;
+    apply ``--threads``."""
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    if args.iters < 1 or args.warmup < 1:
+        parser.error(f'--iters and --warmup must be >= 1, got '
+                     f'{args.iters} and {args.warmup}')
+    if args.threads:
+        torch.set_num_threads(args.threads)

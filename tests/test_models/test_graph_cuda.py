@@ -11,7 +11,8 @@ import torch
 
 from mmtopo.models import TopoResNet
 
-from .test_graph import grads, random_signed_weights
+from .test_graph import (check_autocast_edge_grads, grads,
+                         random_signed_weights)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA device')
@@ -52,21 +53,8 @@ def test_fp16_autocast_edge_gradients_match_float32():
     model = small_model(topology=dict(type='learnable', init='uniform'))
     model.init_weights()
     model.train()
-    x = torch.randn(4, 3, 64, 64, device='cuda')
-
-    def edge_grads(enabled):
-        model.zero_grad()
-        with torch.autocast('cuda', dtype=torch.float16, enabled=enabled):
-            outs = model(x)
-        sum((o.float()**2).mean() for o in outs).backward()
-        return [s.edge_weights.grad.clone() for s in model.stages]
-
-    reference = edge_grads(False)
-    for stage, (got, ref) in enumerate(zip(edge_grads(True), reference)):
-        assert got.dtype == torch.float32
-        torch.testing.assert_close(got, ref, rtol=0,
-                                   atol=0.02 * float(ref.abs().max()),
-                                   msg=f'layer{stage + 1}')
+    check_autocast_edge_grads(model, torch.randn(4, 3, 64, 64, device='cuda'),
+                              'cuda', torch.float16)
 
 
 def test_compiled_training_step_matches_eager_on_cuda(monkeypatch):

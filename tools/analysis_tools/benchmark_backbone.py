@@ -32,9 +32,10 @@ from mmengine.analysis import parameter_count
 
 import mmtopo  # noqa: F401
 from mmtopo.models import TopoResNet
-from mmtopo.utils.benchmark import (AMP_DTYPES, autocast, describe_machine,
-                                   describe_settings, format_time,
-                                   interleaved_times, ratio_stats)
+from mmtopo.utils.benchmark import (add_timing_args, autocast,
+                                    check_timing_args, describe_machine,
+                                    describe_settings, format_time,
+                                    interleaved_times, ratio_stats)
 from mmtopo.utils.complexity import count_flops
 
 TOPOLOGIES = dict(
@@ -52,7 +53,7 @@ def build(name: str, depth: int) -> torch.nn.Module:
     return TopoResNet(depth=depth, topology=TOPOLOGIES[name])
 
 
-class Runner:
+class BenchModel:
     """One model as the benchmark runs it: layout, device, autocast and
     compilation applied as a user would."""
 
@@ -95,7 +96,7 @@ def rss_kib(field: str) -> int:
 def peak_memory_here(name: str, args) -> int:
     """Peak memory of one train step of ``name``, after a warm-up step
     (which also compiles) whose peak is then forgotten."""
-    runner = Runner(name, args)
+    runner = BenchModel(name, args)
     x = make_input(args)
     runner.train_step(x)
     runner.model.zero_grad(set_to_none=True)
@@ -145,27 +146,12 @@ def parse_args(argv=None):
                         choices=sorted(TOPOLOGIES))
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
-    parser.add_argument('--iters', type=int, default=7)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=None,
-                        help='CPU threads (default: torch\'s)')
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every model (default options)')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='models and input in channels_last')
-    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
-                        help='train and infer under autocast of this dtype')
+    add_timing_args(parser)
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory runs')
-    parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: no CUDA device is available')
-    if args.iters < 1 or args.warmup < 1:
-        parser.error(f'--iters and --warmup must be >= 1, got '
-                     f'{args.iters} and {args.warmup}')
+    check_timing_args(parser, args)
     return args
 
 
@@ -180,15 +166,13 @@ def format_row(name: str, r: dict) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.memory_of:
         print(json.dumps(dict(peak=peak_memory_here(args.memory_of, args))))
         return
     names = ['stock', *args.topology]
     peaks = {n: None if args.no_memory else peak_memory(n, args)
              for n in names}
-    runners = {name: Runner(name, args) for name in names}
+    runners = {name: BenchModel(name, args) for name in names}
     x = make_input(args)
     steps = {}
     for name, r in runners.items():

@@ -28,7 +28,8 @@ from mmengine.config import Config, DictAction
 from mmengine.hub import get_config
 from mmengine.optim import build_optim_wrapper
 
-from mmtopo.utils.benchmark import (AMP_DTYPES, describe_machine,
+from mmtopo.utils.benchmark import (AMP_DTYPES, add_timing_args,
+                                    check_timing_args, describe_machine,
                                     describe_settings, format_time,
                                     interleaved_times, ratio_stats)
 
@@ -48,7 +49,9 @@ class Detector:
             self.model = self.model.to(memory_format=torch.channels_last)
         optim_cfg = cfg.optim_wrapper.copy()
         if args.amp:
-            optim_cfg.update(type='AmpOptimWrapper', dtype=args.amp_dtype)
+            # AmpOptimWrapper names the dtype as torch does: 'bfloat16'
+            dtype = str(AMP_DTYPES[args.amp]).replace('torch.', '')
+            optim_cfg.update(type='AmpOptimWrapper', dtype=dtype)
         self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
         self.model.train()
         self.train_step = self.model.train_step
@@ -78,32 +81,16 @@ def parse_args(argv=None):
     parser.add_argument('--boxes', type=int, default=5,
                         help='ground-truth boxes per image')
     parser.add_argument('--num-classes', type=int, default=80)
-    parser.add_argument('--iters', type=int, default=7)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile train_step, as compile=True')
-    parser.add_argument('--channels-last', action='store_true')
-    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
-                        help="mmengine's AmpOptimWrapper of this dtype")
-    parser.add_argument('--json', help='also write the results here')
+    add_timing_args(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of both configs')
     args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: no CUDA device is available')
-    if args.iters < 1 or args.warmup < 1:
-        parser.error(f'--iters and --warmup must be >= 1, got '
-                     f'{args.iters} and {args.warmup}')
-    args.amp_dtype = {'bf16': 'bfloat16', 'fp16': 'float16'}.get(args.amp)
+    check_timing_args(parser, args)
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     register_all_modules()
     detectors = dict(a=Detector(args.config_a, args),
                      b=Detector(args.config_b, args))
@@ -121,7 +108,7 @@ def main(argv=None):
         print(f'| {key.upper()}: {d.name} | {format_time(stats[key])} |')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args={k: v for k, v in vars(args).items()},
+            json.dump(dict(args=vars(args),
                            a=stats['a'], b=stats['b']), f, indent=2)
 
 
