@@ -112,26 +112,24 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
         i['id'] for i in gt['images']}
     assert all(len(p['pred_instances']['bboxes']) > 0 for p in predictions)
 
-    # inference through mmdet's own API, as the README shows
+    # inference through mmdet's own API, as the README shows: the same
+    # detections as the test loop's for that image (the quality, with its
+    # margin, is the mAP floor above; a per-box IoU of one image is not:
+    # its worst box measured 0.65 under avx512 and 0.45 under avx2)
     from mmdet.apis import inference_detector, init_detector
-    from mmdet.structures.bbox import bbox_overlaps
     model = init_detector(str(TOY_FASTER), str(work / 'epoch_4.pth'),
                           device='cpu')
-    gt = json.loads((toy_data / 'annotations/val.json').read_text())
     image = gt['images'][0]
-    boxes = [a for a in gt['annotations'] if a['image_id'] == image['id']]
     pred = inference_detector(model, str(toy_data / 'val' /
                                          image['file_name'])).pred_instances
-    confident = pred[pred.scores > 0.5]
-    assert len(confident) == len(boxes)
-    for ann in boxes:
-        x, y, w, h = ann['bbox']
-        ious = bbox_overlaps(torch.tensor([[x, y, x + w, y + h]]),
-                             confident.bboxes)[0]
-        best = ious.argmax()
-        # a match by COCO's criterion (IoU 0.5); measured minimum 0.65
-        assert ious[best] > 0.5
-        assert confident.labels[best] == ann['category_id'] - 1
+    looped = next(p['pred_instances'] for p in predictions
+                  if p['img_id'] == image['id'])
+    assert len(pred) == len(looped['bboxes']) > 0
+    torch.testing.assert_close(pred.bboxes, looped['bboxes'], rtol=0,
+                               atol=1e-3)
+    torch.testing.assert_close(pred.scores, looped['scores'], rtol=0,
+                               atol=1e-5)
+    assert torch.equal(pred.labels, looped['labels'])
 
 
 def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
