@@ -26,6 +26,83 @@ def copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
     assert all('edge_' in k for k in result.missing_keys), result.missing_keys
 
 
+def check_outputs_match(stock: torch.nn.Module, topo: torch.nn.Module,
+                        x: torch.Tensor, atol: float = 1e-5) -> None:
+    """With ``stock``'s state dict and non-trivial norm statistics, ``topo``
+    returns what ``stock`` returns, in train and in eval mode."""
+    copy_weights(stock, topo)
+    randomize_norms(stock)
+    randomize_norms(topo)
+    for mode in (True, False):
+        stock.train(mode)
+        topo.train(mode)
+        outs_stock, outs_topo = stock(x), topo(x)
+        assert len(outs_stock) == len(outs_topo) == len(stock.out_indices)
+        for a, b in zip(outs_stock, outs_topo):
+            assert a.shape == b.shape
+            torch.testing.assert_close(b, a, atol=atol, rtol=1e-5)
+
+
+def check_same_seed_init(make_stock, make_topo, seed: int = 0):
+    """Built and ``init_weights()``-ed from the same seed, the topology
+    backbone holds exactly the stock one's tensors, under the same names,
+    plus its edge tensors. Returns the two, initialised."""
+    torch.manual_seed(seed)
+    stock = make_stock()
+    stock.init_weights()
+    torch.manual_seed(seed)
+    topo = make_topo()
+    topo.init_weights()
+    theirs = stock.state_dict()
+    ours = {k: v for k, v in topo.state_dict().items() if 'edge_' not in k}
+    assert sorted(ours) == sorted(theirs)
+    for name, value in theirs.items():
+        assert torch.equal(ours[name], value), name
+    return stock, topo
+
+
+def check_stock_checkpoint_loads(stock: torch.nn.Module, make_topo,
+                                 tmp_path) -> torch.nn.Module:
+    """A stock checkpoint loads through ``init_cfg=Pretrained``, every
+    tensor lands, and a direct load misses exactly the edge tensors of each
+    stage. ``make_topo(init_cfg)`` builds the topology backbone."""
+    path = tmp_path / 'stock.pth'
+    torch.save(dict(state_dict=stock.state_dict()), path)
+    topo = make_topo(dict(type='Pretrained', checkpoint=str(path)))
+    topo.init_weights()
+    for name, value in stock.state_dict().items():
+        assert torch.equal(topo.state_dict()[name], value), name
+    result = topo.load_state_dict(stock.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert sorted(result.missing_keys) == sorted(
+        f'{name}.{k}' for name in topo.stage_names
+        for k in ('edge_mask', 'edge_weights'))
+    return topo
+
+
+def check_with_cp_gradients(plain: torch.nn.Module, cp: torch.nn.Module,
+                            x: torch.Tensor) -> None:
+    """``cp`` (built with ``with_cp=True``, every block checkpointed) gives
+    ``plain``'s gradients for every parameter and for the input."""
+    cp.load_state_dict(plain.state_dict())
+    assert all(b.with_cp for s in cp.stages for b in s)
+    x = x.clone().requires_grad_()
+    grads = []
+    for model in (plain, cp):
+        model.zero_grad()
+        x.grad = None
+        sum(o.sum() for o in model(x)).backward()
+        grads.append({n: p.grad.clone()
+                      for n, p in model.named_parameters()
+                      if p.grad is not None})
+        grads[-1]['input'] = x.grad.clone()
+    assert sorted(grads[0]) == sorted(grads[1])
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-4,
+                                   atol=1e-5 * float(g.abs().max()),
+                                   msg=name)
+
+
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
     """Non-trivial BN statistics and affine parameters, so that eval-mode
     comparisons exercise them."""

@@ -3,6 +3,7 @@ import copy
 
 import torch
 from mmengine.model import BaseModel
+from mmengine.registry import MODELS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
@@ -14,13 +15,21 @@ TINY_BACKBONE = dict(depth=18, base_channels=4, stem_channels=4,
 
 
 class ToyClassifier(BaseModel):
-    """TopoResNet + linear head; ``forward`` speaks mmengine's protocol."""
+    """A topology backbone + linear head; ``forward`` speaks mmengine's
+    protocol. The backbone: ``TINY_BACKBONE`` updated by ``backbone_args``,
+    or, when given, the config ``backbone`` (any registered type)."""
 
-    def __init__(self, num_classes=4, **backbone):
+    def __init__(self, num_classes=4, backbone=None, **backbone_args):
         super().__init__()
-        cfg = dict(TINY_BACKBONE, **backbone)
-        self.backbone = TopoResNet(**cfg)
-        self.head = torch.nn.Linear(4 * 8, num_classes)
+        if backbone is None:
+            self.backbone = TopoResNet(**dict(TINY_BACKBONE, **backbone_args))
+        else:
+            self.backbone = MODELS.build(backbone)
+        with torch.no_grad():  # the width of the last output, in eval mode
+            self.backbone.eval()
+            channels = self.backbone(torch.zeros(1, 3, 16, 16))[-1].shape[1]
+            self.backbone.train()
+        self.head = torch.nn.Linear(channels, num_classes)
 
     def forward(self, inputs, labels=None, mode='tensor'):
         feat = self.backbone(inputs)[-1].mean((2, 3))

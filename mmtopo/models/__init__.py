@@ -1,10 +1,12 @@
-from .backbones import (TopoResNet, TopoResNetCIFAR, TopoResNeXt,
-                        TopoResNetV1d)
+from .backbones import (TopoMixin, TopoMobileNetV2, TopoRegNet, TopoRes2Net,
+                        TopoResNet, TopoResNetCIFAR, TopoResNeXt,
+                        TopoResNetV1d, rewire_stages)
 from .graph import StageGraph, WeightedSum, weighted_sum
 from .topology import StageTopology, build_stage_topology, build_topologies
 
 __all__ = [
-    'TopoResNet', 'TopoResNetV1d', 'TopoResNeXt', 'TopoResNetCIFAR',
-    'StageGraph', 'WeightedSum',
-    'weighted_sum', 'StageTopology', 'build_stage_topology', 'build_topologies'
+    'TopoMixin', 'rewire_stages', 'TopoResNet', 'TopoResNetV1d',
+    'TopoResNeXt', 'TopoResNetCIFAR', 'TopoRegNet', 'TopoRes2Net',
+    'TopoMobileNetV2', 'StageGraph', 'WeightedSum', 'weighted_sum',
+    'StageTopology', 'build_stage_topology', 'build_topologies'
 ]

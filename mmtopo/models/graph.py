@@ -230,6 +230,12 @@ class StageGraph(BaseModule):
             (on purpose, e.g. fine-tuning a pruned graph from the learnable
             checkpoint: keep this graph, take the checkpoint's weights of
             the edges both have, and log every edge dropped or missing).
+        init_blocks: whether ``init_weights`` runs the blocks' own
+            ``init_weights``, as it does through mmdet's ``ResLayer``. False
+            where the stage replaces a plain ``nn.Sequential``, which
+            mmengine's recursion does not enter (MobileNetV2's stages): there
+            the blocks keep what the backbone's ``init_cfg`` gave them, and
+            the same seed still gives the stock backbone's weights.
         init_cfg: mmengine initialisation of the stage itself.
     """
 
@@ -237,8 +243,10 @@ class StageGraph(BaseModule):
                  blocks: Sequence[nn.Module],
                  topology: StageTopology,
                  graph_mismatch: str = 'error',
+                 init_blocks: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
+        self.init_blocks = init_blocks
         if graph_mismatch not in GRAPH_MISMATCH:
             raise ValueError(f'graph_mismatch must be one of '
                              f'{GRAPH_MISMATCH}, got {graph_mismatch!r}')
@@ -267,6 +275,12 @@ class StageGraph(BaseModule):
             self.edge_mask[i].nonzero().flatten().tolist()
             for i in range(num_nodes)
         ]
+
+    def init_weights(self) -> None:
+        if self.init_blocks:
+            super().init_weights()
+        else:  # what the replaced nn.Sequential did: nothing
+            self._is_init = True
 
     # -- behave like the nn.Sequential ResLayer it replaces ----------------
     def __len__(self) -> int:

@@ -6,11 +6,13 @@ edge set here is acyclic by construction. The topology types only decide the
 edge mask, the initial weights and whether the weights are learnable; the
 aggregation itself lives in :class:`mmtopo.models.graph.StageGraph`.
 """
+import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 Edge = Tuple[int, int]
 
@@ -311,6 +313,15 @@ def build_stage_topology(spec: dict, num_blocks: int,
             f'topology[{stage}] of type {kind!r}: {err}') from None
     check_connected(topo.mask, f'topology[{stage}] ({kind})', topo.removed)
     topo.weights = topo.weights * topo.mask
+    if num_blocks == 1 and topo.learnable:
+        # A single edge can only scale the stage output, which the next
+        # norm undoes, so the sparsity step would shrink it towards zero
+        # and cut the network: there is no connectivity to learn.
+        print_log(f'topology[{stage}]: a stage of one block has a single '
+                  f'edge, 0 -> 1; it stays fixed at '
+                  f'{float(topo.weights[0, 1]):g} (not learnable)',
+                  logger='current', level=logging.INFO)
+        topo.learnable = False
     return topo
 
 

@@ -76,7 +76,7 @@ class BackboneCosts:
     def __init__(self, backbone: torch.nn.Module,
                  input_shape: Sequence[int] = (3, 224, 224)):
         dense = densified(backbone)
-        names = list(dense.res_layers)
+        names = list(dense.stage_names)
         dense.eval()
         with torch.no_grad():
             device = next(dense.parameters()).device

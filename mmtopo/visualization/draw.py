@@ -21,6 +21,7 @@ from matplotlib.patches import PathPatch
 from matplotlib.path import Path
 
 from ..models.topology import prune_graph
+from .text import count_blocks
 
 POSITIVE_NEGATIVE = 'coolwarm_r'  # blue: positive, red: negative
 PRUNED = '#b0b0b0'
@@ -64,7 +65,7 @@ def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
     active = sum(w != 0 for _, _, w in graph['edges'])
     dead = sum(not v for v in kept[:-1])
     kind = 'learnable' if graph['learnable'] else 'fixed'
-    ax.set_title(f'{name}: {n - 1} blocks, {active}/{len(graph["edges"])} '
+    ax.set_title(f'{name}: {count_blocks(n - 1)}, {active}/{len(graph["edges"])} '
                  f'edges active, {dead} dead ({kind})', fontsize=9,
                  loc='left')
     ax.set_xlim(-0.6, n - 0.4)
@@ -80,10 +81,12 @@ def draw_topology(graphs: List[Dict], names: Optional[List[str]] = None,
         graphs: what ``backbone.topology_graphs()`` returns: per stage
             ``num_nodes``, ``learnable``, ``edges`` (``(i, j, weight)``)
             and optionally ``live``.
-        names: panel titles (default ``layer1``, ``layer2``, ...).
+        names: panel titles (default: each graph's ``name``, else
+            ``layer1``, ``layer2``, ...).
         title: the figure's title.
     """
-    names = names or [f'layer{k + 1}' for k in range(len(graphs))]
+    names = names or [g.get('name', f'layer{k + 1}')
+                      for k, g in enumerate(graphs)]
     weights = [w for g in graphs for _, _, w in g['edges']] or [1.0]
     scale = max(max(abs(w) for w in weights), 1e-12)
     norm = TwoSlopeNorm(vmin=-scale, vcenter=0.0, vmax=scale)

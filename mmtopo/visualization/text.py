@@ -2,6 +2,11 @@
 from typing import Dict, List
 
 
+def count_blocks(n: int) -> str:
+    """``'1 block'``, ``'3 blocks'``."""
+    return f'{n} block' + ('' if n == 1 else 's')
+
+
 def format_topology(graphs: List[Dict], digits: int = 2) -> str:
     """One adjacency table per stage: row ``i``, column ``j`` holds the
     weight of edge ``i -> j``; ``.`` marks an edge of weight exactly zero
@@ -14,7 +19,8 @@ def format_topology(graphs: List[Dict], digits: int = 2) -> str:
         weights = {(i, j): w for i, j, w in graph['edges']}
         active = sum(w != 0 for w in weights.values())
         kind = 'learnable' if graph['learnable'] else 'fixed'
-        lines.append(f'layer{s + 1}: {n - 1} blocks, {active}/{len(weights)}'
+        name = graph.get('name', f'layer{s + 1}')
+        lines.append(f'{name}: {count_blocks(n - 1)}, {active}/{len(weights)}'
                      f' edges active ({kind})')
         lines.append(' ' * 6 + ''.join(
             f'{("out" if j == n - 1 else j):>{width}}' for j in range(1, n)))

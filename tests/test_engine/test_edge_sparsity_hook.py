@@ -822,3 +822,55 @@ def test_a_single_learnable_edge_is_the_whole_ratio():
         dict(type='residual')])
     stats = hook.edge_stats()
     assert (stats['active_edges'], stats['active_ratio']) == (1, 1.0)
+
+
+OTHER_FAMILIES = {
+    'mobilenet_v2': dict(type='TopoMobileNetV2', widen_factor=0.25,
+                         out_indices=(7, )),
+    # stages of 1, 2, 4 and 2 blocks
+    'regnet': dict(type='TopoRegNet', out_indices=(3, ), arch=dict(
+        w0=8, wa=6.0, wm=2.0, group_w=8, depth=9, bot_mul=1.0)),
+}
+
+
+@pytest.mark.parametrize('family', sorted(OTHER_FAMILIES))
+def test_other_backbone_families_get_the_same_proximal_step(family):
+    """The hook knows stage graphs, not ResNets: on a TopoMobileNetV2 or a
+    TopoRegNet it soft-thresholds every learnable edge exactly, leaves the
+    fixed single edge of a one-block stage alone, and logs per stage."""
+    backbone = dict(OTHER_FAMILIES[family],
+                    topology=dict(type='learnable', init='uniform'))
+    hook = EdgeSparsityHook(lambda_=1.0)
+    model, wrapper, runner = hooked(hook, lr=0.05, backbone=backbone)
+    stages = model.backbone.stages
+    learning = [s for s in stages if s.learnable]
+    fixed = [s for s in stages if not s.learnable]
+    assert fixed and len(learning) == len(stages) - len(fixed)
+    assert all(len(s) == 1 for s in fixed)
+    with torch.no_grad():  # small weights, which may cross zero
+        for s in learning:
+            s.edge_weights[0, 2] = 0.01
+    x, y = batch()
+    crossed = 0
+    for it in range(3):
+        hook.before_train_iter(runner, it)
+        wrapper.backward(model(x, y, mode='loss')['loss'])
+        before = [s.edge_weights.detach().clone() for s in learning]
+        grads = [s.edge_weights.grad.clone() for s in learning]
+        wrapper.step()
+        wrapper.zero_grad()
+        for s, w0, g in zip(learning, before, grads):
+            sgd = w0 - 0.05 * g
+            expected = torch.sign(sgd) * torch.clamp(
+                sgd.abs() - 0.05 * 1.0, min=0)
+            torch.testing.assert_close(s.edge_weights.detach(), expected,
+                                       atol=1e-7, rtol=2**-23)
+            crossed += int(((expected == 0) & (sgd != 0)).sum())
+    assert crossed > 0  # some weights were set to exactly zero
+    assert all(s.edge_weights[0, 1] == 1.0 for s in fixed)
+    stats = hook.edge_stats()
+    names = [n for n, s in model.backbone.named_children() if s in learning]
+    assert sorted(k for k in stats if '/active_edges' in k) == sorted(
+        f'backbone.{n}/active_edges' for n in names)
+    assert stats['active_edges'] == sum(
+        int((s.edge_weights[s.edge_mask] != 0).sum()) for s in learning)

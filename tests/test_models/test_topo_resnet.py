@@ -9,23 +9,11 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmtopo.models import (TopoResNet, TopoResNetCIFAR, TopoResNeXt,
                            TopoResNetV1d)
 from mmtopo.models.graph import StageGraph
-from tests.helpers import check_norm_state, copy_weights, randomize_norms
+from tests.helpers import (check_norm_state, check_outputs_match,
+                           check_same_seed_init, check_stock_checkpoint_loads,
+                           check_with_cp_gradients)
 
 LEARNABLE = dict(type='learnable', init='residual')
-
-
-def _compare(stock, topo, x, atol=1e-5):
-    copy_weights(stock, topo)
-    randomize_norms(stock)
-    randomize_norms(topo)
-    for mode in (True, False):
-        stock.train(mode)
-        topo.train(mode)
-        outs_stock, outs_topo = stock(x), topo(x)
-        assert len(outs_stock) == len(outs_topo) == 4
-        for a, b in zip(outs_stock, outs_topo):
-            assert a.shape == b.shape
-            torch.testing.assert_close(b, a, atol=atol, rtol=1e-5)
 
 
 @pytest.mark.parametrize('depth', [18, 50])
@@ -34,25 +22,22 @@ def test_matches_mmdet_resnet(depth, topology):
     torch.manual_seed(0)
     stock = ResNet(depth, norm_eval=False)
     topo = TopoResNet(depth=depth, topology=topology)
-    _compare(stock, topo, torch.randn(2, 3, 64, 64))
+    check_outputs_match(stock, topo, torch.randn(2, 3, 64, 64))
 
 
 def test_v1d_matches_mmdet_resnet_v1d():
     torch.manual_seed(0)
-    _compare(ResNetV1d(depth=18, norm_eval=False),
-             TopoResNetV1d(depth=18, topology=LEARNABLE),
-             torch.randn(2, 3, 64, 64))
+    check_outputs_match(ResNetV1d(depth=18, norm_eval=False),
+                        TopoResNetV1d(depth=18, topology=LEARNABLE),
+                        torch.randn(2, 3, 64, 64))
 
 
 def test_resnext_matches_mmdet_resnext():
     torch.manual_seed(0)
     kw = dict(depth=50, groups=4, base_width=4, base_channels=16)
-    _compare(ResNeXt(norm_eval=False, **kw),
-             TopoResNeXt(topology=LEARNABLE, **kw), torch.randn(1, 3, 64, 64))
-
-
-def _edge_free(state):
-    return {k: v for k, v in state.items() if 'edge_' not in k}
+    check_outputs_match(ResNeXt(norm_eval=False, **kw),
+                        TopoResNeXt(topology=LEARNABLE, **kw),
+                        torch.randn(1, 3, 64, 64))
 
 
 STOCK_AND_TOPO = {
@@ -87,16 +72,7 @@ def test_init_weights_from_the_same_seed_is_the_stock_init(arch, topology):
     """From scratch too: mmengine's init reaches the blocks through the stage
     graph, so zero_init_residual zeroes the last norm of every block."""
     make_stock, make_topo = STOCK_AND_TOPO[arch]
-    torch.manual_seed(0)
-    stock = make_stock()
-    stock.init_weights()
-    torch.manual_seed(0)
-    topo = make_topo(topology)
-    topo.init_weights()
-    ours, theirs = _edge_free(topo.state_dict()), stock.state_dict()
-    assert sorted(ours) == sorted(theirs)
-    for name, value in theirs.items():
-        assert torch.equal(ours[name], value), name
+    _, topo = check_same_seed_init(make_stock, lambda: make_topo(topology))
     # the zero init did happen, in every block (mmdet's ResNeXt has its own
     # Bottleneck class, which its zero_init_residual does not match: there
     # the stock backbone keeps them at 1, and so do we)
@@ -110,19 +86,9 @@ def test_init_weights_from_the_same_seed_is_the_stock_init(arch, topology):
 
 
 def test_stock_checkpoint_loads_through_init_cfg(tmp_path):
-    stock = ResNet(50)
-    path = tmp_path / 'resnet50.pth'
-    torch.save(dict(state_dict=stock.state_dict()), path)
-    topo = TopoResNet(depth=50, topology=LEARNABLE,
-                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    topo.init_weights()
-    for name, value in stock.state_dict().items():
-        assert torch.equal(topo.state_dict()[name], value), name
-    result = topo.load_state_dict(stock.state_dict(), strict=False)
-    assert not result.unexpected_keys
-    assert sorted(result.missing_keys) == sorted(
-        f'layer{i}.{k}' for i in range(1, 5)
-        for k in ('edge_mask', 'edge_weights'))
+    check_stock_checkpoint_loads(
+        ResNet(50), lambda init_cfg: TopoResNet(
+            depth=50, topology=LEARNABLE, init_cfg=init_cfg), tmp_path)
 
 
 @pytest.mark.parametrize('topology', [
@@ -322,23 +288,10 @@ def test_norm_eval_defaults_to_false_as_in_mmpretrain():
     dict(type='learnable', init='ones'), dict(type='complete')])
 def test_with_cp_gives_same_gradients(topology):
     torch.manual_seed(0)
-    plain = TopoResNet(depth=18, topology=topology)
-    cp = TopoResNet(depth=18, topology=topology, with_cp=True)
-    cp.load_state_dict(plain.state_dict())
-    assert all(b.with_cp for s in cp.stages for b in s)
-    x = torch.randn(2, 3, 32, 32, requires_grad=True)
-    grads = []
-    for model in (plain, cp):
-        model.zero_grad()
-        x.grad = None
-        sum(o.sum() for o in model(x)).backward()
-        grads.append({n: p.grad.clone()
-                      for n, p in model.named_parameters()})
-        grads[-1]['input'] = x.grad.clone()
-    for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, rtol=1e-4,
-                                   atol=1e-5 * float(g.abs().max()),
-                                   msg=name)
+    check_with_cp_gradients(
+        TopoResNet(depth=18, topology=topology),
+        TopoResNet(depth=18, topology=topology, with_cp=True),
+        torch.randn(2, 3, 32, 32))
 
 
 def test_export_topology_reproduces_the_pruned_model():
@@ -404,7 +357,7 @@ def test_matches_mmpretrain_resnet_and_builds_from_its_registry():
     topo = CLS_MODELS.build(dict(type='TopoResNet', depth=18,
                                  topology=LEARNABLE))
     assert isinstance(topo, TopoResNet)
-    _compare(stock, topo, torch.randn(2, 3, 64, 64))
+    check_outputs_match(stock, topo, torch.randn(2, 3, 64, 64))
 
 
 def test_cifar_variant_keeps_full_resolution_stem():

@@ -28,7 +28,8 @@ def build_classifier(cfg):
 def test_every_classification_config_builds(config):
     cfg = Config.fromfile(str(config))
     model = build_classifier(cfg)
-    assert type(model.backbone).__name__.startswith('TopoResNet')
+    assert type(model.backbone).__name__ in (
+        'TopoResNet', 'TopoResNetCIFAR', 'TopoRegNet', 'TopoMobileNetV2')
     check_edge_regularisation(cfg, model)
     size = 32 if 'cifar' in config.name else 64
     model.eval()

@@ -72,8 +72,15 @@ def test_every_detection_config_builds(config):
     cfg = Config.fromfile(str(config))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
-    assert type(model.backbone).__name__ == 'TopoResNet'
+    assert type(model.backbone).__name__ in (
+        'TopoResNet', 'TopoRegNet', 'TopoMobileNetV2')
     check_edge_regularisation(cfg, model)
+    # the backbone's outputs are what the neck takes, at strides 4 to 32
+    model.eval()
+    with torch.no_grad():
+        feats = model.backbone(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == list(model.neck.in_channels)
+    assert [64 // f.shape[-1] for f in feats] == [4, 8, 16, 32]
 
 
 @pytest.fixture(scope='module')

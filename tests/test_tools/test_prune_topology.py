@@ -1,6 +1,8 @@
 """tools/model_converters/prune_topology.py: a trained learnable checkpoint
 becomes a fixed, smaller config + checkpoint computing the same function."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -112,3 +114,36 @@ def test_load_from_the_learned_checkpoint_into_the_pruned_config(tmp_path):
     assert sorted(state) == sorted(pruned)
     for key, value in pruned.items():
         assert torch.equal(state[key], value), key
+
+
+@pytest.mark.parametrize('config,stage,block', [
+    ('configs/cls/topo_mobilenet-v2_8xb32_in1k.py', 'layer4', 2),
+    ('configs/cls/topo_regnetx-3.2gf_8xb64_in1k.py', 'layer3', 5),
+], ids=['mobilenet_v2', 'regnetx-3.2gf'])
+def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
+                                                   block):
+    """The ImageNet configs of TopoMobileNetV2 and TopoRegNet: a learned
+    checkpoint whose ``stage`` lost ``block`` becomes a fixed config and a
+    checkpoint without that block, computing the same classifier."""
+    torch.manual_seed(0)
+    model = build(REPO / config)
+    with torch.no_grad():
+        for s in model.backbone.stages:
+            if s.learnable:
+                s.edge_weights.add_(torch.rand(s.edge_weights.shape) *
+                                    s.edge_mask)
+        getattr(model.backbone, stage).edge_weights[:, block] = 0.0
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'learned.pth')
+    assert tool().main([str(REPO / config), str(tmp_path / 'learned.pth'),
+                        str(tmp_path / 'out')]) == 0
+    stem = (tmp_path / 'out' / Path(config).stem).as_posix() + '_pruned'
+    pruned = build(stem + '.py', stem + '.pth')
+    index = model.backbone.stage_names.index(stage)
+    assert pruned.backbone.stages[index].removed == (block, )
+    assert not any(k.startswith(f'backbone.{stage}.{block}.')
+                   for k in pruned.state_dict())
+    model.eval()
+    pruned.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)

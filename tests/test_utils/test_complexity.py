@@ -5,9 +5,9 @@ import copy
 
 import pytest
 import torch
-from mmdet.models.backbones import ResNet
+from mmdet.models.backbones import MobileNetV2, RegNet, ResNet
 
-from mmtopo.models import TopoResNet
+from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
 
 
@@ -68,3 +68,34 @@ def test_backbone_costs_give_the_flops_of_the_pruned_model():
     # one does: no zero edge, no block without input or use
     assert count_flops(model, (x, )) == count_flops(pruned, (x, ))
     assert costs.fraction(model.topology_graphs()) < 0.95
+
+
+FAMILIES = {
+    'regnet': (lambda: RegNet(arch='regnetx_400mf'),
+               lambda t: TopoRegNet(arch='regnetx_400mf', topology=t)),
+    'mobilenet_v2': (lambda: MobileNetV2(widen_factor=0.5),
+                     lambda t: TopoMobileNetV2(widen_factor=0.5,
+                                               topology=t)),
+}
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_other_families_count_their_edges_and_predict_pruned_flops(family):
+    """The residual wiring counts the stock backbone's FLOPs; a learned
+    graph with a dead block costs what its pruned export costs, which
+    BackboneCosts predicts without tracing it."""
+    make_stock, make_topo = FAMILIES[family]
+    x = torch.randn(1, 3, 64, 64)
+    stock = count_flops(make_stock(), (x, ))
+    assert count_flops(make_topo(dict(type='residual')), (x, )) == stock
+    torch.manual_seed(0)
+    model = make_topo(dict(type='learnable', init='uniform'))
+    costs = BackboneCosts(model, input_shape=(3, 64, 64))
+    assert costs.total == count_flops(model, (x, )) > stock
+    stage = model.stages[2]  # 3 blocks in MobileNetV2, 7 in RegNet-400MF
+    with torch.no_grad():
+        stage.edge_weights[:, 2] = 0.  # block 2 dies
+    pruned = make_topo(model.export_topology())
+    assert pruned.stages[2].removed == (2, )
+    assert costs.flops(model.topology_graphs()) == count_flops(
+        pruned, (x, )) < costs.total

@@ -85,3 +85,23 @@ def test_readable_sizes(depth):
         depth=depth, topology=dict(type='learnable')).topology_graphs())
     width, height = fig.get_size_inches()
     assert 6 <= width <= 14 and height <= 16
+
+
+def test_other_families_draw_one_panel_per_stage_titled_by_its_name():
+    """TopoMobileNetV2: seven stages, the one-block ones fixed; the panels
+    and the text table name them as the backbone does."""
+    from mmtopo.models import TopoMobileNetV2
+    from mmtopo.visualization.text import format_topology
+    model = TopoMobileNetV2(widen_factor=0.25,
+                            topology=dict(type='learnable', init='uniform'))
+    graphs = model.topology_graphs()
+    assert [g['name'] for g in graphs] == model.stage_names
+    fig = draw_topology(graphs)
+    assert len(fig.axes) == 8  # seven stages and the colour bar
+    titles = [ax.get_title(loc='left') for ax in fig.axes[:7]]
+    assert titles[0] == 'layer1: 1 block, 1/1 edges active, 0 dead (fixed)'
+    assert titles[3] == (
+        'layer4: 4 blocks, 10/10 edges active, 0 dead (learnable)')
+    table = format_topology(graphs)
+    assert 'layer7: 1 block, 1/1 edges active (fixed)' in table
+    assert figure_to_rgb(fig).shape[2] == 3

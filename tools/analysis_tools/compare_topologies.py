@@ -4,6 +4,7 @@ edges at the end, parameters, FLOPs, seconds per iteration).
 
     python tools/analysis_tools/compare_topologies.py digits --seeds 0 1 2
     python tools/analysis_tools/compare_topologies.py toy_detection --seeds 0 1
+    python tools/analysis_tools/compare_topologies.py toy_detection_mobilenetv2
 
 Not part of ``make test``: each run trains a model.
 """
@@ -36,14 +37,24 @@ TASKS = dict(
         metric='coco/bbox_mAP',
         data='data/toy_coco',
         input_shape=None),
+    toy_detection_mobilenetv2=dict(
+        configs=dict(
+            learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
+            residual='configs/toy/'
+            'faster_rcnn_topo_mobilenetv2_fpn_toy_residual.py'),
+        metric='coco/bbox_mAP',
+        data='data/toy_coco',
+        input_shape=(3, 128, 128),
+        complexity_of='backbone'),
 )
 
 
 def data_options(task: str, root: str):
-    root = root.rstrip('/') + ('/' if task == 'toy_detection' else '')
+    detection = task.startswith('toy_detection')
+    root = root.rstrip('/') + ('/' if detection else '')
     opts = [f'{s}_dataloader.dataset.data_root={root}'
             for s in ('train', 'val', 'test')]
-    if task == 'toy_detection':
+    if detection:
         opts += [f'{s}_evaluator.ann_file={root}annotations/val.json'
                  for s in ('val', 'test')]
     return opts
@@ -69,8 +80,10 @@ def train(task, config, seed, data, work_dir: Path, options=(),
                 active=train_rows[-1].get('topo/active_edges'))
 
 
-def complexity(config: str, input_shape) -> tuple:
-    """Parameters and FLOPs of the whole model (aggregations counted)."""
+def complexity(config: str, input_shape, part: str = 'model') -> tuple:
+    """Parameters and FLOPs of the whole model, or of its backbone with
+    ``part='backbone'`` (a detector's forward needs data samples), with
+    the aggregations counted."""
     import torch
     from mmengine.analysis import parameter_count
     from mmengine.config import Config
@@ -81,8 +94,13 @@ def complexity(config: str, input_shape) -> tuple:
     cfg = Config.fromfile(str(REPO / config))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
+    if part == 'backbone':
+        model = model.backbone
     flops = count_flops(model, (torch.randn(1, *input_shape), ))
-    edges = sum(int(s.edge_mask.sum()) for s in model.backbone.stages)
+    stages = model.stages if part == 'backbone' else model.backbone.stages
+    # the edges the sparsity hook counts: those that learn, if any
+    learning = [s for s in stages if s.learnable] or stages
+    edges = sum(int(s.edge_mask.sum()) for s in learning)
     return parameter_count(model)[''], flops, edges
 
 
@@ -100,9 +118,10 @@ def main():
     task = TASKS[args.task]
     data = args.data or task['data']
     ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
+    part = task.get('complexity_of', 'model')
     lines = [f'| wiring | {task["metric"]} (mean ± std, '
-             f'{len(args.seeds)} seeds) | per seed | active edges | params '
-             '| FLOPs | s/iter |', '| --- ' * 7 + '|']
+             f'{len(args.seeds)} seeds) | per seed | active edges | {part}'
+             f' params | {part} FLOPs | s/iter |', '| --- ' * 7 + '|']
     for name, config in task['configs'].items():
         runs = []
         for seed in args.seeds:
@@ -114,7 +133,8 @@ def main():
         cost = ('-', '-')
         active = '-'
         if task['input_shape']:
-            params, flops, edges = complexity(config, task['input_shape'])
+            params, flops, edges = complexity(config, task['input_shape'],
+                                              part)
             cost = (f'{params / 1e6:.3f} M', f'{flops / 1e6:.2f} M')
             counts = [r['active'] for r in runs if r['active'] is not None]
             active = (f'{mean(counts):.1f} / {edges}' if counts else

@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     before = sum(p.numel() for p in model.parameters())
     after = sum(p.numel() for p in pruned.parameters())
     _, backbone = topology_backbone(pruned)
-    removed = {f'layer{k + 1}': list(s.removed)
-               for k, s in enumerate(backbone.stages) if s.removed}
+    removed = {name: list(s.removed) for name, s in
+               zip(backbone.stage_names, backbone.stages) if s.removed}
     print(f'Pruned at threshold {args.threshold}: parameters {before} -> '
           f'{after} ({after / before:.4f}x); removed blocks: '
           f'{removed or "none"}')

@@ -1,0 +1,143 @@
+"""Stage rewiring: the one mechanism that turns a stock backbone's stages
+into weighted DAGs of their blocks.
+
+A backbone qualifies when it holds its stages as sequences of blocks, the
+first of which may change the shape (stride, channels) and the rest keep it.
+The stock mmdet class builds everything first, so the stem, the blocks,
+``frozen_stages``, ``norm_eval``, ``with_cp`` and ``init_cfg`` behave as in
+the stock backbone and parameter names match its checkpoints. Then every
+stage named by :meth:`TopoMixin.stage_layers` is replaced by a
+:class:`~mmtopo.models.graph.StageGraph` holding the same blocks: node 0 is
+the first block, nodes ``1..n-1`` the others, node ``n`` the stage output.
+
+A family is a thin class that puts :class:`TopoMixin` before the stock class
+and, where the stock class does not list its stages in ``res_layers``,
+names them (see ``TopoMobileNetV2``).
+"""
+from typing import Dict, List, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..graph import StageGraph, edge_values_read
+from ..topology import build_topologies, prune_graph, widest_path
+
+TopologySpec = Union[dict, Sequence[dict]]
+
+
+def rewire_stages(backbone: nn.Module, names: Sequence[str],
+                  topology: TopologySpec, graph_mismatch: str) -> None:
+    """Replace each stage ``getattr(backbone, name)`` by a stage graph of its
+    blocks, with one topology spec for all stages or one per stage."""
+    layers = [getattr(backbone, name) for name in names]
+    graphs = build_topologies(topology, len(layers),
+                              [len(layer) for layer in layers])
+    for name, layer, graph in zip(names, layers, graphs):
+        # take part in mmengine's init recursion exactly where the stock
+        # container did (mmdet's ResLayer does, a plain nn.Sequential not)
+        stage = StageGraph(list(layer), graph, graph_mismatch=graph_mismatch,
+                           init_blocks=hasattr(layer, 'init_weights'))
+        setattr(backbone, name, stage)
+
+
+class TopoMixin:
+    """Adds ``topology`` to a stock backbone made of stages of blocks.
+
+    Args:
+        topology: one spec for every stage, or a list of one spec per stage,
+            e.g. ``dict(type='learnable', init='residual')``. Types:
+            ``residual`` (the stock backbone), ``complete``, ``random``,
+            ``learnable``, ``custom``; see :mod:`mmtopo.models.topology`.
+            A stage of one block has one possible graph, a single edge: it
+            stays fixed whatever the spec (a learnable weight there would
+            only scale the stage output).
+        graph_mismatch: loading a checkpoint of another graph is an error
+            (``'error'``), or, on purpose, adapted to this graph with a
+            report of the edges dropped (``'adapt'``; see
+            :class:`~mmtopo.models.graph.StageGraph`).
+        norm_eval: defaults to False as in mmpretrain (detection configs set
+            True explicitly); the other arguments are the stock class's.
+    """
+
+    def __init__(self,
+                 *args,
+                 topology: TopologySpec = dict(type='residual'),
+                 graph_mismatch: str = 'error',
+                 norm_eval: bool = False,
+                 **kwargs):
+        super().__init__(*args, norm_eval=norm_eval, **kwargs)
+        self.stage_names = self.stage_layers()
+        rewire_stages(self, self.stage_names, topology, graph_mismatch)
+        self._freeze_stages()  # again: the edge weights are new parameters
+
+    def stage_layers(self) -> List[str]:
+        """Names of the stock backbone's stages of blocks, in order."""
+        return list(self.res_layers)
+
+    def forward(self, x):
+        if torch.compiler.is_compiling():  # the stages trace their weights
+            return super().forward(x)
+        with edge_values_read(self.stages):  # one host read, not one a stage
+            return super().forward(x)
+
+    def train(self, mode: bool = True):
+        """The stock ``train`` (which enforces ``frozen_stages`` and
+        ``norm_eval``), returning ``self`` as ``nn.Module.train`` does."""
+        super().train(mode)
+        return self
+
+    @property
+    def stages(self) -> List[StageGraph]:
+        return [getattr(self, name) for name in self.stage_names]
+
+    def topology_graphs(self) -> List[Dict]:
+        """The graph each stage has now: for drawing, logging and pruning.
+
+        Returns one dict per stage with ``name``, ``num_nodes``,
+        ``learnable``, ``edges``, a list of ``(i, j, weight)``, ``live``,
+        which nodes compute (:meth:`StageGraph.live_nodes`), and
+        ``removed``, the blocks a pruned graph does without.
+        """
+        return [
+            dict(
+                name=name,
+                num_nodes=len(stage) + 1,
+                learnable=stage.learnable,
+                edges=stage.edges(),
+                live=stage.live_nodes(),
+                removed=list(stage.removed))
+            for name, stage in zip(self.stage_names, self.stages)
+        ]
+
+    def export_topology(self, threshold: float = 0.0) -> List[dict]:
+        """``custom`` specs of the graph pruned at ``threshold``, one per
+        stage, for a config's ``topology``: the edges whose weight magnitude
+        exceeds it, minus every block that then has no active input or no
+        path to the stage output (listed in ``removed``; its edges go too).
+        A model built from the specs computes what this one computes with
+        those edges set to zero.
+
+        Raises ``ValueError`` naming the stage when the threshold cuts every
+        path through it, with the largest threshold that would not.
+        """
+        if threshold < 0:
+            raise ValueError(f'threshold must be >= 0, got {threshold!r}')
+        specs = []
+        for graph in self.topology_graphs():
+            n = graph['num_nodes']
+            kept_edges, kept = prune_graph(n, graph['edges'], threshold)
+            if not kept[-1]:
+                raise ValueError(
+                    f"{graph['name']}: pruning at threshold {threshold!r} "
+                    'cuts every path from its input to its output; '
+                    f'thresholds below {widest_path(n, graph["edges"]):.6g} '
+                    'keep it connected')
+            spec = dict(type='custom',
+                        edges=[(i, j) for i, j, _ in kept_edges],
+                        weights=[w for _, _, w in kept_edges],
+                        learnable=graph['learnable'])
+            removed = [k for k in range(1, n - 1) if not kept[k]]
+            if removed:
+                spec['removed'] = removed
+            specs.append(spec)
+        return specs
