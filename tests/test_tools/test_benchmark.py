@@ -55,6 +55,30 @@ def test_benchmark_backbone_prints_ratios_to_the_stock_resnet(tmp_path):
     assert results['complete']['flops_ratio'] > 1.0
 
 
+def test_benchmark_backbone_compares_other_families_with_their_stock(
+        tmp_path):
+    out = tmp_path / 'result.json'
+    proc = run_tool([
+        sys.executable, 'tools/analysis_tools/benchmark_backbone.py',
+        '--backbone', 'mobilenet_v2', '--batch-size', '2', '--img-size',
+        '64', '--iters', '2', '--warmup', '1', '--no-memory', '--topology',
+        'residual', 'learnable', '--json', str(out)
+    ], check=True)
+    setup = next(line for line in proc.stdout.splitlines()
+                 if line.startswith('torch '))
+    assert 'MobileNetV2, batch 2, 64x64' in setup
+    assert 'ratios against mmdet MobileNetV2' in proc.stdout
+    results = json.loads(out.read_text())['results']
+    # the residual wiring is the stock network, to the multiply-add
+    assert results['residual']['flops_ratio'] == 1.0
+    assert results['residual']['params'] == results['stock']['params']
+    # learnable stages of 2, 3, 4, 3 and 3 blocks: (n+1)^2 edge weights
+    # each; the one-block layer1 and layer7 keep a fixed edge (a buffer)
+    assert results['learnable']['params'] == results['stock']['params'] + \
+        9 + 16 + 25 + 16 + 16
+    assert results['learnable']['peak_mem'] is None
+
+
 def test_benchmark_detector_times_two_configs_on_one_batch(tmp_path):
     toy = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
     residual = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py'

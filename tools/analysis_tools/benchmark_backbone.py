@@ -1,8 +1,12 @@
-"""Speed, memory, parameters and FLOPs of TopoResNets against mmdet's ResNet
-of the same depth, measured in one run; prints ratios.
+"""Speed, memory, parameters and FLOPs of topology backbones against the
+stock mmdet backbone of the same architecture, measured in one run; prints
+ratios.
 
     python tools/analysis_tools/benchmark_backbone.py --depth 50 \
         --topology learnable learnable_uniform complete --batch-size 8
+    # the other families: TopoRegNet, TopoMobileNetV2
+    ... --backbone regnet --arch regnetx_3.2gf
+    ... --backbone mobilenet_v2
     # the settings users train with, alone or together
     ... --compile --channels-last --amp bf16 [--device cuda]
 
@@ -27,11 +31,11 @@ import subprocess
 import sys
 
 import torch
-from mmdet.models.backbones import ResNet
+from mmdet.models.backbones import MobileNetV2, RegNet, ResNet
 from mmengine.analysis import parameter_count
 
 import mmtopo  # noqa: F401
-from mmtopo.models import TopoResNet
+from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
 from mmtopo.utils.benchmark import (add_timing_args, autocast,
                                     check_timing_args, describe_machine,
                                     describe_settings, format_time,
@@ -47,10 +51,26 @@ TOPOLOGIES = dict(
 )
 
 
-def build(name: str, depth: int) -> torch.nn.Module:
+# family: (stock class, topology class, its arguments from the options)
+FAMILIES = dict(
+    resnet=(ResNet, TopoResNet, lambda args: dict(depth=args.depth)),
+    regnet=(RegNet, TopoRegNet, lambda args: dict(arch=args.arch)),
+    mobilenet_v2=(MobileNetV2, TopoMobileNetV2, lambda args: dict()),
+)
+
+
+def build(name: str, args) -> torch.nn.Module:
+    """``'stock'``: the mmdet backbone; else its topology class wired as
+    ``TOPOLOGIES[name]``."""
+    stock, topo, kwargs = FAMILIES[args.backbone]
     if name == 'stock':
-        return ResNet(depth=depth, norm_eval=False)
-    return TopoResNet(depth=depth, topology=TOPOLOGIES[name])
+        return stock(norm_eval=False, **kwargs(args))
+    return topo(topology=TOPOLOGIES[name], **kwargs(args))
+
+
+def describe_backbone(args) -> str:
+    return dict(resnet=f'ResNet-{args.depth}', regnet=f'RegNet {args.arch}',
+                mobilenet_v2='MobileNetV2')[args.backbone]
 
 
 class BenchModel:
@@ -59,7 +79,7 @@ class BenchModel:
 
     def __init__(self, name: str, args):
         torch.manual_seed(0)
-        self.model = build(name, args.depth).to(args.device)
+        self.model = build(name, args).to(args.device)
         if args.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward = (torch.compile(self.model) if args.compile else
@@ -118,7 +138,8 @@ def peak_memory(name: str, args) -> int:
     if args.device == 'cuda':
         return peak_memory_here(name, args)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    argv = ['--depth', str(args.depth), '--batch-size', str(args.batch_size),
+    argv = ['--backbone', args.backbone, '--depth', str(args.depth),
+            '--arch', args.arch, '--batch-size', str(args.batch_size),
             '--img-size', str(args.img_size), '--memory-of', name]
     argv += ['--compile'] * args.compile
     argv += ['--channels-last'] * args.channels_last
@@ -133,7 +154,7 @@ def peak_memory(name: str, args) -> int:
 
 def describe_setup(args) -> str:
     settings = describe_settings(args.compile, args.channels_last, args.amp)
-    return (f'{describe_machine(args.device)}; ResNet-{args.depth}, '
+    return (f'{describe_machine(args.device)}; {describe_backbone(args)}, '
             f'batch {args.batch_size}, {args.img_size}x{args.img_size}, '
             f'{settings}; {args.warmup} warm-up + {args.iters} interleaved '
             'rounds')
@@ -141,7 +162,13 @@ def describe_setup(args) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--depth', type=int, default=50)
+    parser.add_argument('--backbone', default='resnet',
+                        choices=sorted(FAMILIES))
+    parser.add_argument('--depth', type=int, default=50,
+                        help='of a ResNet')
+    parser.add_argument('--arch', default='regnetx_3.2gf',
+                        choices=sorted(RegNet.arch_settings),
+                        help='of a RegNet')
     parser.add_argument('--topology', nargs='+', default=['learnable'],
                         choices=sorted(TOPOLOGIES))
     parser.add_argument('--batch-size', type=int, default=8)
@@ -182,7 +209,7 @@ def main(argv=None):
     flops_x = torch.randn(1, 3, args.img_size, args.img_size)
     results = {}
     for name in names:
-        cpu_model = build(name, args.depth)
+        cpu_model = build(name, args)
         results[name] = dict(
             train=ratio_stats(times[name, 'train'], times['stock', 'train']),
             infer=ratio_stats(times[name, 'infer'], times['stock', 'infer']),
@@ -196,7 +223,7 @@ def main(argv=None):
         r['mem_ratio'] = (None if r['peak_mem'] is None else
                           r['peak_mem'] / base['peak_mem'])
     print(describe_setup(args))
-    print('ratios against mmdet ResNet: median over rounds (25th-75th '
+    print(f'ratios against mmdet {describe_backbone(args)}: median over rounds (25th-75th '
           'percentile); memory: ' +
           ('not measured' if args.no_memory else
            'CUDA allocator peak over one step' if args.device == 'cuda' else
