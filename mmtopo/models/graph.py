@@ -211,14 +211,15 @@ def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
 
 
 class StageGraph(BaseModule):
-    """A ResNet stage whose blocks are the nodes of a DAG.
+    """A backbone stage whose blocks are the nodes of a DAG.
 
     Node 0 is the first block (stride and channel change); node ``j`` in
     ``1..n-1`` runs block ``j`` on the weighted sum of its inputs; node ``n``
     is the weighted sum returned as the stage output.
 
     The blocks are registered as ``'0'``, ``'1'``, ... so parameter names
-    match mmdet's ``ResLayer`` and stock checkpoints load unchanged. Like
+    match the ``nn.Sequential`` it replaces (mmdet's ``ResLayer``) and stock
+    checkpoints load unchanged. Like
     ``ResLayer`` it is a ``BaseModule``, so mmengine's ``init_weights``
     reaches the blocks' own ``init_cfg`` (``zero_init_residual``).
 

@@ -68,7 +68,8 @@ class BackboneCosts:
     the stage output) or an edge goes to zero.
 
     Args:
-        backbone: a ``TopoResNet``-like backbone (has ``stages``).
+        backbone: a topology backbone (``TopoResNet``, ``TopoRegNet``,
+            ...: has ``stages`` and ``stage_names``).
         input_shape: ``(C, H, W)`` of one image. Within a stage every block
             sees the same size, so the fractions hardly depend on it.
     """

@@ -11,12 +11,13 @@ from mmengine.registry import MODELS
 
 
 def topology_backbone(model: torch.nn.Module) -> Tuple[str, torch.nn.Module]:
-    """(name, module) of the model's TopoResNet-like backbone."""
+    """(name, module) of the model's topology backbone (``TopoResNet``,
+    ``TopoRegNet``, ``TopoMobileNetV2``, ...)."""
     found = [(name, m) for name, m in model.named_modules()
              if hasattr(m, 'export_topology')]
     if not found:
-        raise ValueError('the model has no TopoResNet backbone: there is no '
-                         'topology to prune')
+        raise ValueError('the model has no topology backbone (TopoResNet, '
+                         'TopoRegNet, ...): there is no topology to prune')
     return found[0]
 
 

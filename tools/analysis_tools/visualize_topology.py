@@ -40,8 +40,9 @@ def main(argv=None) -> int:
     backbones = [(name, m) for name, m in model.named_modules()
                  if hasattr(m, 'topology_graphs')]
     if not backbones:
-        raise ValueError(f'{args.config}: the model has no TopoResNet '
-                         'backbone, so there is no topology to draw')
+        raise ValueError(f'{args.config}: the model has no topology '
+                         'backbone (TopoResNet, TopoRegNet, ...), so there '
+                         'is no topology to draw')
     name, backbone = backbones[0]
     fig = draw_topology(backbone.topology_graphs(),
                         title=f'{name} of {args.checkpoint}')

@@ -13,7 +13,7 @@ from ...visualization import draw_topology, figure_to_rgb
 
 @register_hook
 class TopologyVisualizationHook(Hook):
-    """Save a picture of every TopoResNet's learned graph (one panel per
+    """Save a picture of every topology backbone's learned graph (one panel per
     stage) every ``interval`` epochs or iterations and after training.
 
     The PNG goes to ``{work_dir}/{out_dir}/{epoch_N|iter_N}.png`` (through
