@@ -46,7 +46,6 @@ def test_residual_rewiring_of_any_sequence_of_blocks_is_the_same_network():
         rewire_stages(topo, ['s1', 's2'], topology, 'error')
         assert [type(topo.s1), len(topo.s1), len(topo.s2)] == [
             StageGraph, 3, 2]
-        assert topo.s1[1] is not stock.s1[1]  # a copy, with its weights
         x = torch.randn(2, 3, 16, 16)
         torch.testing.assert_close(topo(x), stock(x), rtol=0, atol=0)
 
