@@ -151,18 +151,18 @@ def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
     assert metrics['coco/segm_mAP'] > 0.7
 
 
-def test_mmdet_own_train_py_with_custom_imports(toy_data, tmp_path):
-    """A stock mmdet config, the installed mmdet's tools/train.py, and only
-    custom_imports + a TopoResNet backbone from us."""
+def stock_config(path, toy_data, backbone: str, neck_channels,
+                 extra: str = '') -> str:
+    """mmdet's stock Faster R-CNN config with only ``custom_imports`` and
+    ``backbone=dict(<backbone>)`` from us, 3 iterations on toy images and
+    no validation, written to ``path``; mmdet's own ``tools/train.py``, the
+    script to run it with."""
     import mmdet
-    mmdet_train = Path(mmdet.__file__).parent / '.mim/tools/train.py'
-    cfg = tmp_path / 'stock_topo.py'
-    cfg.write_text(f"""
+    path.write_text(f"""
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
-model = dict(backbone=dict(type='TopoResNet', depth=18, init_cfg=None,
-                           topology=dict(type='learnable')),
-             neck=dict(in_channels=[64, 128, 256, 512]))
+model = dict(backbone=dict(_delete_=True, {backbone}, init_cfg=None),
+             neck=dict(in_channels={list(neck_channels)}))
 pipeline = [dict(type='LoadImageFromFile'),
             dict(type='LoadAnnotations', with_bbox=True),
             dict(type='Resize', scale=(128, 128), keep_ratio=True),
@@ -177,8 +177,18 @@ val_dataloader = None
 val_evaluator = None
 param_scheduler = []
 default_hooks = dict(logger=dict(interval=1))
-""")
-    out = run([sys.executable, str(mmdet_train), str(cfg), '--work-dir',
+{extra}""")
+    return str(Path(mmdet.__file__).parent / '.mim/tools/train.py')
+
+
+def test_mmdet_own_train_py_with_custom_imports(toy_data, tmp_path):
+    """A stock mmdet config, the installed mmdet's tools/train.py, and only
+    custom_imports + a TopoResNet backbone from us."""
+    cfg = tmp_path / 'stock_topo.py'
+    mmdet_train = stock_config(
+        cfg, toy_data, "type='TopoResNet', depth=18, "
+        "topology=dict(type='learnable')", [64, 128, 256, 512])
+    out = run([sys.executable, mmdet_train, str(cfg), '--work-dir',
                str(tmp_path / 'work')])
     assert 'Epoch(train) [1][3/3]' in out
     ckpt = torch.load(tmp_path / 'work' / 'epoch_1.pth')
@@ -200,38 +210,20 @@ def test_other_families_in_a_stock_config_train_prune_and_deploy(
     with custom_imports: mmdet's own tools/train.py trains them with the
     sparsity hook, prune_topology.py writes the fixed config and checkpoint,
     and the deployed detector's features are the trained one's."""
-    import mmdet
     from mmdet.registry import MODELS
     from mmengine.runner import load_checkpoint
-    mmdet_train = Path(mmdet.__file__).parent / '.mim/tools/train.py'
     backbone, channels = OTHER_BACKBONES[family]
     cfg = tmp_path / f'stock_{family}.py'
-    cfg.write_text(f"""
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
-model = dict(backbone=dict(_delete_=True, {backbone}, init_cfg=None,
-                           topology=dict(type='learnable', init='uniform')),
-             neck=dict(in_channels={channels}))
-pipeline = [dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True),
-            dict(type='Resize', scale=(128, 128), keep_ratio=True),
-            dict(type='PackDetInputs')]
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root='{toy_data}/', ann_file='annotations/val.json',
-                 data_prefix=dict(img='val/'), pipeline=pipeline, indices=6,
-                 metainfo=dict(classes=('square', 'disk', 'triangle'))))
-train_cfg = dict(max_epochs=1, val_interval=10)
-val_cfg = None
-val_dataloader = None
-val_evaluator = None
-param_scheduler = []
+    mmdet_train = stock_config(
+        cfg, toy_data,
+        backbone + ", topology=dict(type='learnable', init='uniform')",
+        channels, extra="""
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={{'edge_weights': dict(decay_mult=0.)}}))
+    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.5, interval=1)]
-default_hooks = dict(logger=dict(interval=1))
 """)
     work = tmp_path / 'work'
-    out = run([sys.executable, str(mmdet_train), str(cfg), '--work-dir',
+    out = run([sys.executable, mmdet_train, str(cfg), '--work-dir',
                str(work)])
     assert 'Epoch(train) [1][3/3]' in out and 'topo/active_ratio' in out
     state = torch.load(work / 'epoch_1.pth')['state_dict']
