@@ -100,8 +100,7 @@ def main() -> int:
           f'{pruned_flops / 1e9:.4f} G ({pruned_flops / dense_flops:.3f}x)')
     print(f'parameters: {params / 1e6:.4f} M -> {pruned_params / 1e6:.4f} M '
           f'({pruned_params / params:.3f}x)')
-    removed = {name: list(s.removed) for name, s in
-               zip(pruned.backbone.stage_names, pruned.backbone.stages) if s.removed}
+    removed = pruned.backbone.removed_blocks()
     print(f'removed blocks: {removed or "none"}')
     picture = osp.join(args.work_dir, 'topology', 'final.png')
     print(f'\nLearned topology picture: {picture}\n'

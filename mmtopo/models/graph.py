@@ -219,9 +219,9 @@ class StageGraph(BaseModule):
 
     The blocks are registered as ``'0'``, ``'1'``, ... so parameter names
     match the ``nn.Sequential`` it replaces (mmdet's ``ResLayer``) and stock
-    checkpoints load unchanged. Like
-    ``ResLayer`` it is a ``BaseModule``, so mmengine's ``init_weights``
-    reaches the blocks' own ``init_cfg`` (``zero_init_residual``).
+    checkpoints load unchanged. Like ``ResLayer`` it is a ``BaseModule``, so
+    mmengine's ``init_weights`` reaches the blocks' own ``init_cfg``
+    (``zero_init_residual``), unless ``init_blocks`` is False.
 
     Args:
         blocks: the stage's blocks, in order.
@@ -237,7 +237,8 @@ class StageGraph(BaseModule):
             mmengine's recursion does not enter (MobileNetV2's stages): there
             the blocks keep what the backbone's ``init_cfg`` gave them, and
             the same seed still gives the stock backbone's weights.
-        init_cfg: mmengine initialisation of the stage itself.
+        init_cfg: mmengine initialisation of the stage itself (only with
+            ``init_blocks``: otherwise ``init_weights`` does nothing).
     """
 
     def __init__(self,
@@ -247,6 +248,9 @@ class StageGraph(BaseModule):
                  init_blocks: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
+        if init_cfg and not init_blocks:
+            raise ValueError('init_cfg would be ignored: with '
+                             'init_blocks=False, init_weights does nothing')
         self.init_blocks = init_blocks
         if graph_mismatch not in GRAPH_MISMATCH:
             raise ValueError(f'graph_mismatch must be one of '

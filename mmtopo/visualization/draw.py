@@ -21,7 +21,7 @@ from matplotlib.patches import PathPatch
 from matplotlib.path import Path
 
 from ..models.topology import prune_graph
-from .text import count_blocks
+from .text import count_blocks, stage_name
 
 POSITIVE_NEGATIVE = 'coolwarm_r'  # blue: positive, red: negative
 PRUNED = '#b0b0b0'
@@ -65,9 +65,9 @@ def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
     active = sum(w != 0 for _, _, w in graph['edges'])
     dead = sum(not v for v in kept[:-1])
     kind = 'learnable' if graph['learnable'] else 'fixed'
-    ax.set_title(f'{name}: {count_blocks(n - 1)}, {active}/{len(graph["edges"])} '
-                 f'edges active, {dead} dead ({kind})', fontsize=9,
-                 loc='left')
+    edges = len(graph['edges'])
+    ax.set_title(f'{name}: {count_blocks(n - 1)}, {active}/{edges} edges '
+                 f'active, {dead} dead ({kind})', fontsize=9, loc='left')
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.25 * top, 1.05 * top)
     ax.axis('off')
@@ -85,8 +85,7 @@ def draw_topology(graphs: List[Dict], names: Optional[List[str]] = None,
             ``layer1``, ``layer2``, ...).
         title: the figure's title.
     """
-    names = names or [g.get('name', f'layer{k + 1}')
-                      for k, g in enumerate(graphs)]
+    names = names or [stage_name(g, k) for k, g in enumerate(graphs)]
     weights = [w for g in graphs for _, _, w in g['edges']] or [1.0]
     scale = max(max(abs(w) for w in weights), 1e-12)
     norm = TwoSlopeNorm(vmin=-scale, vcenter=0.0, vmax=scale)

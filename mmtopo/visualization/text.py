@@ -7,6 +7,11 @@ def count_blocks(n: int) -> str:
     return f'{n} block' + ('' if n == 1 else 's')
 
 
+def stage_name(graph: Dict, index: int) -> str:
+    """The stage's name in ``topology_graphs()``, else ``layer{index+1}``."""
+    return graph.get('name', f'layer{index + 1}')
+
+
 def format_topology(graphs: List[Dict], digits: int = 2) -> str:
     """One adjacency table per stage: row ``i``, column ``j`` holds the
     weight of edge ``i -> j``; ``.`` marks an edge of weight exactly zero
@@ -19,8 +24,7 @@ def format_topology(graphs: List[Dict], digits: int = 2) -> str:
         weights = {(i, j): w for i, j, w in graph['edges']}
         active = sum(w != 0 for w in weights.values())
         kind = 'learnable' if graph['learnable'] else 'fixed'
-        name = graph.get('name', f'layer{s + 1}')
-        lines.append(f'{name}: {count_blocks(n - 1)}, {active}/{len(weights)}'
+        lines.append(f'{stage_name(graph, s)}: {count_blocks(n - 1)}, {active}/{len(weights)}'
                      f' edges active ({kind})')
         lines.append(' ' * 6 + ''.join(
             f'{("out" if j == n - 1 else j):>{width}}' for j in range(1, n)))

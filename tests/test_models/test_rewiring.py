@@ -85,6 +85,10 @@ def test_init_recursion_is_entered_where_the_stock_container_entered_it():
     assert not holder.res[1].norm2.weight.any()  # its init_cfg ran
     assert (holder.plain[1].norm2.weight == 1).all()  # untouched
     assert holder.plain.is_init
+    with pytest.raises(ValueError, match='init_cfg would be ignored'):
+        StageGraph([zero_init_block()], build_stage_topology(
+            dict(type='residual'), 1, 0), init_blocks=False,
+            init_cfg=dict(type='Constant', val=0, layer='Conv2d'))
 
 
 @pytest.mark.parametrize('spec', [

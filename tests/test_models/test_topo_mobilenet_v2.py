@@ -103,6 +103,8 @@ def test_pruned_export_drops_dead_blocks_and_computes_the_same():
     assert not specs[0]['learnable'] and specs[0]['edges'] == [(0, 1)]
     pruned = TopoMobileNetV2(topology=specs, **kw)
     assert [len(list(s)) for s in pruned.stages] == [1, 2, 3, 2, 3, 3, 1]
+    assert pruned.removed_blocks() == {'layer4': [2, 3]}
+    assert model.removed_blocks() == {}  # as trained: every block built
     copy_weights_into_pruned(model, pruned)
     x = torch.randn(2, 3, 64, 64)
     for mode in (True, False):

@@ -223,8 +223,8 @@ def main(argv=None):
         r['mem_ratio'] = (None if r['peak_mem'] is None else
                           r['peak_mem'] / base['peak_mem'])
     print(describe_setup(args))
-    print(f'ratios against mmdet {describe_backbone(args)}: median over rounds (25th-75th '
-          'percentile); memory: ' +
+    print(f'ratios against mmdet {describe_backbone(args)}: median over '
+          'rounds (25th-75th percentile); memory: ' +
           ('not measured' if args.no_memory else
            'CUDA allocator peak over one step' if args.device == 'cuda' else
            'resident-set growth over one step, one process per model'))

@@ -94,10 +94,10 @@ def complexity(config: str, input_shape, part: str = 'model') -> tuple:
     cfg = Config.fromfile(str(REPO / config))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
+    stages = model.backbone.stages
     if part == 'backbone':
         model = model.backbone
     flops = count_flops(model, (torch.randn(1, *input_shape), ))
-    stages = model.stages if part == 'backbone' else model.backbone.stages
     # the edges the sparsity hook counts: those that learn, if any
     learning = [s for s in stages if s.learnable] or stages
     edges = sum(int(s.edge_mask.sum()) for s in learning)

@@ -57,8 +57,7 @@ def main(argv=None) -> int:
     before = sum(p.numel() for p in model.parameters())
     after = sum(p.numel() for p in pruned.parameters())
     _, backbone = topology_backbone(pruned)
-    removed = {name: list(s.removed) for name, s in
-               zip(backbone.stage_names, backbone.stages) if s.removed}
+    removed = backbone.removed_blocks()
     print(f'Pruned at threshold {args.threshold}: parameters {before} -> '
           f'{after} ({after / before:.4f}x); removed blocks: '
           f'{removed or "none"}')

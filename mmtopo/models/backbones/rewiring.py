@@ -109,6 +109,13 @@ class TopoMixin:
             for name, stage in zip(self.stage_names, self.stages)
         ]
 
+    def removed_blocks(self) -> Dict[str, List[int]]:
+        """The blocks each stage of a pruned graph does without, by stage
+        name (stages that keep every block are left out)."""
+        return {name: list(stage.removed)
+                for name, stage in zip(self.stage_names, self.stages)
+                if stage.removed}
+
     def export_topology(self, threshold: float = 0.0) -> List[dict]:
         """``custom`` specs of the graph pruned at ``threshold``, one per
         stage, for a config's ``topology``: the edges whose weight magnitude
