@@ -3,7 +3,8 @@ import argparse
 import os
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
-from mmtopo.utils.launch import add_common_args, build_runner, load_config
+from mmtopo.utils.launch import (add_common_args, build_runner,
+                                 close_distributed, load_config)
 
 
 def parse_args():
@@ -31,6 +32,7 @@ def main():
             dict(type='DumpResults', out_file_path=args.out)]
     runner = build_runner(cfg, mode='test')
     runner.test()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@ import os
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
 from mmtopo.utils.launch import (add_common_args, apply_train_args,
-                                 build_runner, load_config)
+                                 build_runner, close_distributed,
+                                 load_config)
 
 
 def parse_args():
@@ -30,6 +31,7 @@ def main():
     cfg = load_config(args)
     apply_train_args(cfg, args)
     build_runner(cfg, mode='train').train()
+    close_distributed()
 
 
 if __name__ == '__main__':

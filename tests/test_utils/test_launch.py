@@ -137,3 +137,15 @@ def test_auto_scale_lr_and_resume():
     with pytest.raises(RuntimeError, match='auto_scale_lr.base_batch_size'):
         apply_train_args(Config(dict(auto_scale_lr=dict(enable=False))),
                          _train_args(auto_scale_lr=True))
+
+
+def test_close_distributed_destroys_the_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from mmtopo.utils.launch import close_distributed
+    close_distributed()  # no group: nothing to do, no error
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
+                            rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_distributed()
+    assert not dist.is_initialized()
