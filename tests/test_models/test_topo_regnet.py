@@ -59,19 +59,31 @@ def test_regnet_stages_hold_the_x_blocks_under_mmdet_names():
         assert name in names
     assert [len(s) for s in model.stages] == [2, 6, 15, 2]
 
+SMALL_RES2NET = dict(depth=50, base_channels=16, base_width=8)
 
-def test_regnet_frozen_stages_and_norm_eval():
-    model = TopoRegNet(arch=TINY_ARCH, topology=LEARNABLE, frozen_stages=2,
-                       norm_eval=False)
+
+@pytest.mark.parametrize('make', [
+    lambda **kw: TopoRegNet(arch=TINY_ARCH, **kw),
+    lambda **kw: TopoRes2Net(**SMALL_RES2NET, **kw)],
+    ids=['regnet', 'res2net'])
+def test_frozen_stages_and_norm_eval(make):
+    model = make(topology=LEARNABLE, frozen_stages=2, norm_eval=False)
     model.train()
-    assert not model.conv1.weight.requires_grad
+    # the stem (RegNet's conv1 and bn1, Res2Net's deep stem) and stages 1-2
+    # with their edges are frozen, their norms in eval mode
+    stem = [m for name, m in model.named_children()
+            if not name.startswith('layer')]
+    assert stem and all(not p.requires_grad
+                        for m in stem for p in m.parameters())
+    assert check_norm_state(stem, False)
     for stage in model.stages[:2]:
         assert all(not p.requires_grad for p in stage.parameters())
         assert check_norm_state([stage], False)
     assert not model.layer2.edge_weights.requires_grad
     assert model.layer3.edge_weights.requires_grad
+    assert all(p.requires_grad for p in model.layer3.parameters())
     assert check_norm_state([model.layer3, model.layer4], True)
-    model = TopoRegNet(arch=TINY_ARCH, norm_eval=True)
+    model = make(norm_eval=True)
     model.train()
     assert check_norm_state(model.modules(), False)
 
@@ -105,12 +117,11 @@ def test_res2net_stock_checkpoint_loads_and_with_cp(tmp_path):
     check_stock_checkpoint_loads(
         Res2Net(**RES2NET), lambda init_cfg: TopoRes2Net(
             topology=LEARNABLE, init_cfg=init_cfg, **RES2NET), tmp_path)
-    small = dict(depth=50, base_channels=16, base_width=8)
     torch.manual_seed(0)
+    ones = dict(type='learnable', init='ones')
     check_with_cp_gradients(
-        TopoRes2Net(topology=dict(type='learnable', init='ones'), **small),
-        TopoRes2Net(topology=dict(type='learnable', init='ones'),
-                    with_cp=True, **small),
+        TopoRes2Net(topology=ones, **SMALL_RES2NET),
+        TopoRes2Net(topology=ones, with_cp=True, **SMALL_RES2NET),
         torch.randn(2, 3, 32, 32))
 
 
