@@ -36,7 +36,8 @@ TASKS = dict(
             residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py'),
         metric='coco/bbox_mAP',
         data='data/toy_coco',
-        input_shape=None),
+        input_shape=(3, 128, 128),
+        complexity_of='backbone'),
     toy_detection_mobilenetv2=dict(
         configs=dict(
             learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
@@ -114,6 +115,9 @@ def main():
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides for every run, as '
                         'tools/train.py takes them')
+    parser.add_argument('--reuse', action='store_true',
+                        help='read the runs already finished in the work '
+                        'dir instead of training them again')
     args = parser.parse_args()
     task = TASKS[args.task]
     data = args.data or task['data']
@@ -127,7 +131,7 @@ def main():
         for seed in args.seeds:
             out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
             runs.append(train(args.task, config, seed, data, out,
-                              args.cfg_options))
+                              args.cfg_options, reuse=args.reuse))
             print(name, seed, runs[-1], flush=True)
         values = [r['metric'] for r in runs]
         cost = ('-', '-')
