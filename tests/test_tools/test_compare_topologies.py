@@ -36,7 +36,7 @@ def test_reuse_tabulates_finished_runs_with_backbone_costs(tmp_path):
                      [9.0, 0.2, 0.4])
         finished_run(runs / f'residual_seed{seed}', m_res, None,
                      [9.0, 0.1, 0.3])
-    table = tmp_path / 'table.md'
+    table = tmp_path / 'table.txt'
     run_tool([sys.executable, 'tools/analysis_tools/compare_topologies.py',
               'toy_detection', '--work-dir', str(tmp_path / 'runs'),
               '--data', str(data), '--reuse', '--out', str(table)],
