@@ -6,6 +6,7 @@ edge set here is acyclic by construction. The topology types only decide the
 edge mask, the initial weights and whether the weights are learnable; the
 aggregation itself lives in :class:`mmtopo.models.graph.StageGraph`.
 """
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -218,19 +219,40 @@ def _ba_edges(n: int, rng: np.random.Generator, m: int) -> List[Edge]:
     return edges
 
 
+def _spec_fields(builder: Callable, skip: int) -> List[str]:
+    """The spec fields ``builder`` takes: its parameters after the first
+    ``skip`` positional ones (which the graph code passes itself)."""
+    params = list(inspect.signature(builder).parameters.values())[skip:]
+    return [p.name for p in params if p.kind is not p.VAR_KEYWORD]
+
+
+def _check_fields(given, accepted: Sequence[str], what: str) -> None:
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ValueError(f'{what} got unknown field(s) {unknown}; it '
+                         f'accepts {sorted(accepted)}')
+
+
+RANDOM_SAMPLERS: Dict[str, Callable] = dict(er=_er_edges, ws=_ws_edges,
+                                            ba=_ba_edges)
+
+
 def _random(num_nodes: int, stage: int, graph: str = 'er',
             seed: int = 0, **graph_args) -> StageTopology:
-    samplers: Dict[str, Callable] = dict(er=_er_edges, ws=_ws_edges,
-                                         ba=_ba_edges)
-    if graph not in samplers:
+    if graph not in RANDOM_SAMPLERS:
         raise ValueError(f'topology.graph must be one of {RANDOM_GRAPHS}, '
                          f'got {graph!r}')
+    sampler = RANDOM_SAMPLERS[graph]
+    _check_fields(graph_args, _spec_fields(sampler, 2),
+                  f"topology of type 'random' with graph={graph!r} (besides "
+                  "'graph' and 'seed')")
+    missing = [f for f in _spec_fields(sampler, 2) if f not in graph_args]
+    if missing:
+        raise ValueError(f'topology of type {"random"!r} with graph='
+                         f'{graph!r} needs the field(s) {missing}')
     # each stage draws its own graph, reproducibly from (seed, stage)
     rng = np.random.default_rng([seed, stage])
-    try:
-        edges = samplers[graph](num_nodes, rng, **graph_args)
-    except TypeError as err:
-        raise ValueError(f"topology for graph={graph!r}: {err}") from None
+    edges = sampler(num_nodes, rng, **graph_args)
     mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
     for i, j in edges:
         mask[min(i, j), max(i, j)] = True
@@ -306,8 +328,12 @@ def build_stage_topology(spec: dict, num_blocks: int,
     if kind not in TOPOLOGY_BUILDERS:
         raise KeyError(f'topology.type {kind!r} is unknown; choose from '
                        f'{sorted(TOPOLOGY_BUILDERS)}')
+    builder = TOPOLOGY_BUILDERS[kind]
+    if kind != 'random':  # random checks its fields per graph type
+        _check_fields(args, _spec_fields(builder, 2),
+                      f'topology[{stage}] of type {kind!r}')
     try:
-        topo = TOPOLOGY_BUILDERS[kind](num_blocks + 1, stage, **args)
+        topo = builder(num_blocks + 1, stage, **args)
     except TypeError as err:
         raise ValueError(
             f'topology[{stage}] of type {kind!r}: {err}') from None

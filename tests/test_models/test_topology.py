@@ -307,12 +307,27 @@ def test_graph_errors_in_full(spec, message):
     assert str(info.value) == message
 
 
-def test_an_unknown_argument_is_named_with_the_stage_and_type():
+@pytest.mark.parametrize('spec,message', [
+    (dict(type='learnable', foo=1),
+     "topology[3] of type 'learnable' got unknown field(s) ['foo']; it "
+     "accepts ['init']"),
+    (dict(type='custom', edges=[(0, 1), (1, 2)], weight=[1, 1]),
+     "topology[3] of type 'custom' got unknown field(s) ['weight']; it "
+     "accepts ['edges', 'learnable', 'removed', 'weights']"),
+    (dict(type='residual', init='ones'),
+     "topology[3] of type 'residual' got unknown field(s) ['init']; it "
+     'accepts []'),
+    (dict(type='random', graph='er', p=0.5, k=2),
+     "topology of type 'random' with graph='er' (besides 'graph' and "
+     "'seed') got unknown field(s) ['k']; it accepts ['p']"),
+    (dict(type='random', graph='ws', k=2),
+     "topology of type 'random' with graph='ws' needs the field(s) ['p']"),
+])
+def test_an_unknown_or_missing_field_is_named_with_what_the_type_takes(
+        spec, message):
     with pytest.raises(ValueError) as info:
-        build_stage_topology(dict(type='learnable', k=1), 2, 3)
-    message = str(info.value)
-    assert message.startswith("topology[3] of type 'learnable': ")
-    assert message.endswith("got an unexpected keyword argument 'k'")
+        build_stage_topology(spec, 2, 3)
+    assert str(info.value) == message
 
 
 def test_topology_of_the_wrong_kind_is_named():
