@@ -25,18 +25,25 @@ its weights on the device (:meth:`StageGraph.forward_traceable`): the graph
 has no break, does not change when a weight does, and the compiler fuses the
 sums.
 
-Edge gradients are channel means. An edge weight scales a whole feature map
-of ``C`` channels, so its true gradient ``<dL/dx_j, y_i>`` is the sum of the
-gradients ``C`` per-channel scales (a norm layer's ``weight``) would get:
-under a learning rate tuned for convolutions and norms it moves ``C`` times
-too far, and training blows up. :class:`FanOut` therefore hands the edges
-``dL/dw / C`` (:func:`edge_grad_scale`), a fixed diagonal preconditioner:
-with SGD an edge moves like the average norm scale of its stage, and
-Adam-style optimizers do not see it at all. The sparsity hook's threshold
-``lr * lambda`` acts on the same scale, so ``lambda`` is compared with an
-edge's channel-mean gradient.
+Edge gradients are the true gradients by default. An edge weight scales a
+whole feature map of ``C`` channels, and its gradient ``<dL/dx_j, y_i>``
+is the sum over the channels of what ``C`` per-channel scales would get.
+Measured in training, those ``C`` terms do not add up coherently: they
+largely cancel (the sum is 0.1-0.4 times their root-sum-square in a
+TopoResNetCIFAR-34, where coherent terms would give ``sqrt(C)`` times), as
+the consuming block's norm layer makes its branch blind to the scale of
+its input, and a stage's node outputs are nearly the same map. So the true
+gradient is already small; dividing it by ``C`` (the channel mean, this
+project's earlier rule) left the edges 16-2048 times slower still, and a
+trained graph was its init minus the sparsity step's shrinkage.
+``edge_grad`` (:data:`EDGE_GRADS`, :func:`edge_grad_scale`) keeps the
+earlier rules, ``'mean'`` (``1 / C``) and ``'rms'`` (``1 / sqrt(C)``), for
+comparison; as a fixed diagonal preconditioner they change the step under
+SGD only (Adam-style optimizers normalise it away). The sparsity hook's
+threshold ``lr * lambda`` acts on the same scale as the step.
 """
 import logging
+import math
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -74,10 +81,24 @@ def weighted_sum(inputs: Sequence[torch.Tensor],
     return out
 
 
-def edge_grad_scale(feature: torch.Tensor) -> float:
+# how an edge's gradient is reduced over the channels of its feature map
+EDGE_GRADS = ('sum', 'rms', 'mean')
+
+
+def edge_grad_scale(feature: torch.Tensor, edge_grad: str = 'sum') -> float:
     """What the true gradient of an edge carrying ``feature`` (``N, C, ...``)
-    is multiplied by before it reaches ``edge_weights.grad``: ``1 / C``."""
-    return 1.0 / feature.shape[1]
+    is multiplied by before it reaches ``edge_weights.grad``: 1 for
+    ``'sum'`` (the true gradient), ``1 / sqrt(C)`` for ``'rms'``, ``1 / C``
+    for ``'mean'`` (the channel mean)."""
+    channels = feature.shape[1]
+    if edge_grad == 'sum':
+        return 1.0
+    if edge_grad == 'rms':
+        return 1.0 / math.sqrt(channels)
+    if edge_grad == 'mean':
+        return 1.0 / channels
+    raise ValueError(f'edge_grad must be one of {EDGE_GRADS}, got '
+                     f'{edge_grad!r}')
 
 
 def _flat(t: torch.Tensor) -> Optional[torch.Tensor]:
@@ -131,18 +152,21 @@ class FanOut(torch.autograd.Function):
     Backward receives ``g_j = dL/dx_j`` from every consumer at once, so it
     can form ``dL/dy_i = sum_j w_ij g_j`` with one fused accumulation instead
     of a scaled copy per edge plus autograd's own sums, and the edge
-    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products, handed on as channel
-    means (times :func:`edge_grad_scale`).
+    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products, handed on times
+    ``grad_scale`` (:func:`edge_grad_scale`).
     """
 
     @staticmethod
     def forward(ctx, row: torch.Tensor, columns: List[int],
-                values: List[float], source: torch.Tensor):
+                values: List[float], grad_scale: float,
+                source: torch.Tensor):
         """``row``: the source's row of the edge weights, a view (indexing
         it with ``columns`` would copy the index to the device, which waits
         for the GPU); ``columns``: the consumers; ``values``: their weights
-        as floats."""
+        as floats; ``grad_scale``: what the edge gradients are multiplied
+        by."""
         ctx.columns, ctx.values = columns, values
+        ctx.grad_scale = grad_scale
         ctx.row_shape, ctx.weight_dtype = row.shape, row.dtype
         ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
@@ -159,14 +183,16 @@ class FanOut(torch.autograd.Function):
             for column, g in zip(ctx.columns, grads):
                 if g is not None:
                     entries[column] = _dot(g, source)
-            grad_row = torch.stack(entries).mul_(
-                edge_grad_scale(source)).to(ctx.weight_dtype)
-        if ctx.needs_input_grad[3]:
+            grad_row = torch.stack(entries)
+            if ctx.grad_scale != 1.0:
+                grad_row.mul_(ctx.grad_scale)
+            grad_row = grad_row.to(ctx.weight_dtype)
+        if ctx.needs_input_grad[4]:
             terms = [(g, w) for g, w in zip(grads, ctx.values)
                      if g is not None and w != 0.0]
             if terms:
                 grad_source = weighted_sum(*zip(*terms))
-        return grad_row, None, None, grad_source
+        return grad_row, None, None, None, grad_source
 
 
 def _pack(tensor: torch.Tensor):
@@ -237,6 +263,10 @@ class StageGraph(BaseModule):
             mmengine's recursion does not enter (MobileNetV2's stages): there
             the blocks keep what the backbone's ``init_cfg`` gave them, and
             the same seed still gives the stock backbone's weights.
+        edge_grad: how the edge gradients are reduced over the ``C``
+            channels of the maps the edges carry (:data:`EDGE_GRADS`):
+            ``'sum'``, the true gradient (default); ``'rms'``, divided by
+            ``sqrt(C)``; ``'mean'``, divided by ``C``. See the module notes.
         init_cfg: mmengine initialisation of the stage itself (only with
             ``init_blocks``: otherwise ``init_weights`` does nothing).
     """
@@ -246,6 +276,7 @@ class StageGraph(BaseModule):
                  topology: StageTopology,
                  graph_mismatch: str = 'error',
                  init_blocks: bool = True,
+                 edge_grad: str = 'sum',
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(init_cfg=init_cfg)
         if init_cfg and not init_blocks:
@@ -256,6 +287,10 @@ class StageGraph(BaseModule):
             raise ValueError(f'graph_mismatch must be one of '
                              f'{GRAPH_MISMATCH}, got {graph_mismatch!r}')
         self.graph_mismatch = graph_mismatch
+        if edge_grad not in EDGE_GRADS:
+            raise ValueError(f'edge_grad must be one of {EDGE_GRADS}, got '
+                             f'{edge_grad!r}')
+        self.edge_grad = edge_grad
         num_nodes = len(blocks) + 1
         if topology.mask.shape != (num_nodes, num_nodes):
             raise ValueError(
@@ -386,13 +421,16 @@ class StageGraph(BaseModule):
         multiplying its output by 0 (``forward`` does not run it): outputs
         and gradients are the same, but its block still runs, and in
         training its norm layers' running statistics see the zero input.
-        Edges get ``1 / C`` of their gradient, as from :class:`FanOut`.
+        Edges get their gradient times :func:`edge_grad_scale`, as from
+        :class:`FanOut`.
         """
         weights = self.edge_weights
         outputs = {0: self[0](x)}
         alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
         if self.learnable:
-            weights = _scale_grad(weights, edge_grad_scale(outputs[0]))
+            scale = edge_grad_scale(outputs[0], self.edge_grad)
+            if scale != 1.0:
+                weights = _scale_grad(weights, scale)
         last = len(self)
         for j in range(1, last + 1):
             sources = [i for i in self._sources[j] if i in outputs]
@@ -424,6 +462,7 @@ class StageGraph(BaseModule):
         weights = [values[i][j] for j in consumers]
         if track and consumers and not self._is_fixed_identity(weights):
             parts = FanOut.apply(self.edge_weights[i], consumers, weights,
+                                 edge_grad_scale(output, self.edge_grad),
                                  output)
         else:
             parts = [output] * len(consumers)

@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import HOOKS as ROOT_HOOKS
@@ -70,7 +71,7 @@ def test_update_is_soft_threshold_with_lr_mult():
         dict(optimizer=dict(type='SGD', lr=0.02, weight_decay=0.),
              paramwise_cfg=dict(custom_keys={
                  'edge_weights': dict(lr_mult=5.0, decay_mult=0.)})))
-    hook = EdgeSparsityHook(lambda_=2.0)
+    hook = EdgeSparsityHook(lambda_=2.0, keep_output_scale=False)
     runner = fake_runner(model, wrapper)
     hook.before_train(runner)
     # weights that cross zero, stay at zero, or just shrink (0 -> 2 keeps
@@ -102,6 +103,37 @@ def test_update_is_soft_threshold_with_lr_mult():
     assert crossed > 0  # some weights were set to exactly zero
     hook.after_train(runner)
     assert not wrapper.optimizer._optimizer_step_post_hooks
+
+
+def test_output_edges_are_thresholded_then_scaled_back_to_their_l1():
+    """keep_output_scale (the default): the edges into a stage's output
+    node are soft-thresholded like the rest, then the survivors are scaled
+    so that their absolute sum is what it was after the optimizer step."""
+    hook = EdgeSparsityHook(lambda_=0.5)
+    model, wrapper, runner = hooked(hook, lr=0.1)
+    layer1 = model.backbone.layer1  # nodes 0, 1 and the output node 2
+    with torch.no_grad():
+        layer1.edge_weights[[0, 0, 1], [1, 2, 2]] = torch.tensor(
+            [0.8, 0.03, -0.6])
+    hook.before_train_iter(runner, 0)
+    x, y = batch()
+    wrapper.backward(model(x, y, mode='loss')['loss'])
+    sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
+    wrapper.step()
+    threshold = 0.1 * 0.5
+    for stage, expected in zip(model.backbone.stages, sgd):
+        inner = expected.clone()
+        inner[:, -1] = 0
+        shrunk = F.softshrink(expected, threshold)
+        column = shrunk[:, -1] * (expected[:, -1].abs().sum() /
+                                  shrunk[:, -1].abs().sum())
+        got = stage.edge_weights.detach()
+        torch.testing.assert_close(got[:, :-1], shrunk[:, :-1], rtol=0,
+                                   atol=1e-7)
+        torch.testing.assert_close(got[:, -1], column, rtol=1e-6, atol=1e-7)
+    out = layer1.edge_weights.detach()[:, -1]
+    assert out[0] == 0  # 0.03 is below the threshold: pruned
+    assert abs(float(out[1])) > abs(float(sgd[0][1, 2]))  # not shrunk
 
 
 def test_a_step_that_would_cut_a_stage_keeps_its_widest_path():
@@ -169,7 +201,7 @@ def test_amp_skipped_step_applies_nothing():
         torch.manual_seed(0)
         model = ToyClassifier()
         wrapper = _amp_wrapper(model)
-        hook = EdgeSparsityHook(lambda_=lam)
+        hook = EdgeSparsityHook(lambda_=lam, keep_output_scale=False)
         runner = fake_runner(model, wrapper)
         hook.before_train(runner)
         hook.before_train_iter(runner, 0)
@@ -321,7 +353,8 @@ def _fresh(seed=0, lambda_=2.0):
     wrapper = OptimWrapper(
         torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
     return model, wrapper, EdgeSparsityHook(lambda_=lambda_, begin=3,
-                                            warmup=8)
+                                            warmup=8,
+                                            keep_output_scale=False)
 
 
 def test_resume_mid_schedule_continues_exactly(tmp_path):
@@ -522,7 +555,7 @@ def test_optim_wrapper_dict_thresholds_with_each_optimizer_lr():
     wrappers = OptimWrapperDict(
         early=OptimWrapper(torch.optim.SGD(early, lr=0.1)),
         late=OptimWrapper(torch.optim.SGD(late, lr=0.01)))
-    hook = EdgeSparsityHook(lambda_=2.0)
+    hook = EdgeSparsityHook(lambda_=2.0, keep_output_scale=False)
     runner = fake_runner(model, wrappers)
     hook.before_train(runner)
     hook.before_train_iter(runner, 0)
@@ -623,7 +656,11 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
     (dict(target_ratio=0.0), 'target_ratio must be in (0, 1], got 0.0'),
     (dict(target_ratio=1.5), 'target_ratio must be in (0, 1], got 1.5'),
     (dict(target_flops=0), 'target_flops must be in (0, 1], got 0'),
-    (dict(lambda_growth=0.9), 'lambda_growth must be >= 1, got 0.9'),
+    (dict(lambda_growth=0.9, target_ratio=0.5),
+     'lambda_growth must be >= 1, got 0.9'),
+    (dict(lambda_growth=1.1),
+     'lambda_growth (1.1) grows lambda until a budget is met: give '
+     'target_ratio or target_flops, or leave lambda_growth out'),
     (dict(warmup=-1), 'warmup must be >= 0, got -1'),
     (dict(begin=-1), 'begin must be >= 0, got -1'),
     (dict(begin=5, end=5), 'end (5) must be after begin (5)'),
@@ -789,13 +826,16 @@ def test_the_step_that_meets_a_budget_prunes_no_further():
     than the 9 of 12 edges a 0.75 budget allows. The step keeps exactly 9:
     the edges it zeroed come back, strongest first, at their values from
     before the threshold, while the budget stays met."""
-    hook = EdgeSparsityHook(lambda_=5.0, target_ratio=0.75)
+    hook = EdgeSparsityHook(lambda_=5.0, target_ratio=0.75,
+                            keep_output_scale=False)
     model, wrapper, runner = hooked(hook, lr=0.1)  # init='uniform'
     hook.before_train_iter(runner, 0)
     x, y = batch()
     wrapper.backward(model(x, y, mode='loss')['loss'])
-    sgd = torch.cat([(s.edge_weights - 0.1 * s.edge_weights.grad).detach()[
-        s.edge_mask] for s in model.backbone.stages])
+    # the optimizer's own arithmetic (w + (-lr) * g), to the last bit
+    sgd = torch.cat([s.edge_weights.detach().clone().add_(
+        s.edge_weights.grad, alpha=-0.1)[s.edge_mask]
+        for s in model.backbone.stages])
     wrapper.step()
     after = masked_edges(model)
     assert int((after != 0).sum()) == 9
@@ -840,7 +880,7 @@ def test_other_backbone_families_get_the_same_proximal_step(family):
     fixed single edge of a one-block stage alone, and logs per stage."""
     backbone = dict(OTHER_FAMILIES[family],
                     topology=dict(type='learnable', init='uniform'))
-    hook = EdgeSparsityHook(lambda_=1.0)
+    hook = EdgeSparsityHook(lambda_=1.0, keep_output_scale=False)
     model, wrapper, runner = hooked(hook, lr=0.05, backbone=backbone)
     stages = model.backbone.stages
     learning = [s for s in stages if s.learnable]
@@ -874,3 +914,75 @@ def test_other_backbone_families_get_the_same_proximal_step(family):
         f'backbone.{n}/active_edges' for n in names)
     assert stats['active_edges'] == sum(
         int((s.edge_weights[s.edge_mask] != 0).sum()) for s in learning)
+
+
+def test_edge_shifts_split_the_net_change_into_optimizer_and_hook():
+    """``prox_shift`` is the sum of what the proximal steps changed, read
+    around each step here; ``grad_shift`` the rest of ``w - w_start``."""
+    hook = EdgeSparsityHook(lambda_=0.3)
+    model, wrapper, runner = hooked(hook, lr=0.1)
+    start = [w.detach().clone() for w in edge_params(model)]
+    prox = [torch.zeros_like(w) for w in start]
+    x, y = batch()
+    for it in range(4):
+        hook.before_train_iter(runner, it)
+        wrapper.backward(model(x, y, mode='loss')['loss'])
+        sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
+        wrapper.step()
+        wrapper.zero_grad()
+        for p, w, s in zip(prox, edge_params(model), sgd):
+            p += w.detach() - s
+    stats = hook.edge_shifts()
+    masks = [s.edge_mask for s in model.backbone.stages]
+    grad_moves = torch.cat([(w.detach() - w0 - p)[m] for w, w0, p, m in
+                            zip(edge_params(model), start, prox, masks)])
+    prox_moves = torch.cat([p[m] for p, m in zip(prox, masks)])
+    assert prox_moves.abs().sum() > 0 and grad_moves.abs().sum() > 0
+    assert stats['prox_shift'] == pytest.approx(
+        float(prox_moves.abs().mean()), rel=1e-5)
+    assert stats['grad_shift'] == pytest.approx(
+        float(grad_moves.abs().mean()), abs=1e-6)
+    layer2 = model.backbone.layer2
+    assert stats['backbone.layer2/prox_shift'] == pytest.approx(
+        float(prox[1][layer2.edge_mask].abs().mean()), rel=1e-5)
+    # without the penalty every movement is the optimizer's
+    plain = EdgeSparsityHook(lambda_=0.0)
+    model, wrapper, runner = hooked(plain, lr=0.1)
+    start = masked_edges(model)
+    for it in range(3):
+        plain.before_train_iter(runner, it)
+        wrapper.update_params(model(x, y, mode='loss')['loss'])
+    stats = plain.edge_shifts()
+    assert stats['prox_shift'] == 0.0
+    assert stats['grad_shift'] == pytest.approx(
+        float((masked_edges(model) - start).abs().mean()), rel=1e-6)
+
+
+def test_edge_shifts_are_logged_and_continue_on_resume(tmp_path):
+    hooks = [dict(type='EdgeSparsityHook', lambda_=0.05, interval=5)]
+    one = toy_runner(tmp_path / 'one', max_iters=20, hooks=hooks)
+    one.train()
+    hub = one.message_hub
+    whole = [h for h in one.hooks if isinstance(h, EdgeSparsityHook)][0]
+    assert hub.get_scalar('train/topo/grad_shift').current() == \
+        pytest.approx(whole.edge_shifts()['grad_shift'], rel=1e-6)
+    assert hub.get_scalar('train/topo/backbone.layer1/prox_shift') \
+        is not None
+    log = open(next((tmp_path / 'one').glob('*/*.log'))).read()
+    assert 'topo/grad_shift' in log and 'topo/prox_shift' in log
+
+    toy_runner(tmp_path / 'two', max_iters=10, hooks=hooks).train()
+    resumed = toy_runner(tmp_path / 'two', max_iters=20, hooks=hooks,
+                         resume=True)
+    resumed.train()
+    hook = [h for h in resumed.hooks if isinstance(h, EdgeSparsityHook)][0]
+    # the resumed run measures from iteration 0, not from its checkpoint:
+    # the same origin as one run, and layer1's inner edge 0 -> 1 (never
+    # near zero, not into the output node) shrunk by 20 steps of
+    # lr * lambda = 0.02 * 0.05, not 10
+    key = 'backbone.layer1'
+    assert torch.equal(hook._origin[key], whole._origin[key])
+    assert float(hook._prox_shift[key][0, 1]) == pytest.approx(
+        -20 * 0.02 * 0.05, rel=1e-4)
+    assert float(whole._prox_shift[key][0, 1]) == pytest.approx(
+        -20 * 0.02 * 0.05, rel=1e-4)

@@ -8,6 +8,7 @@ dropping one, or mixing up which weight goes with which input all change the
 numbers by far more than the tolerance.
 """
 import copy
+import math
 from unittest import mock
 
 import pytest
@@ -95,13 +96,15 @@ def traced(model):
     return forward
 
 
-@pytest.mark.parametrize('path', ['fused', 'traceable'])
-@pytest.mark.parametrize('with_cp', [False, True])
-@pytest.mark.parametrize('name', sorted(TOPOLOGIES))
-def test_matches_the_plain_formula_in_float64(name, with_cp, path):
+def check_against_the_plain_formula(name, with_cp, path, edge_grad=None):
+    """Outputs and every gradient of the fused (or traced) forward against
+    the plain formula; the edges' gradients times ``1``, ``1 / sqrt(C)``
+    or ``1 / C`` as ``edge_grad`` says."""
     torch.manual_seed(0)
+    extra = {} if edge_grad is None else dict(edge_grad=edge_grad)
     model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=TOPOLOGIES[name], with_cp=with_cp).double()
+                       topology=TOPOLOGIES[name], with_cp=with_cp,
+                       **extra).double()
     random_signed_weights(model)
     model.train()  # batch statistics, and the sums are recomputed
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
@@ -115,9 +118,10 @@ def test_matches_the_plain_formula_in_float64(name, with_cp, path):
                                    msg=f'stage {stage} output')
     channels = {f'layer{s + 1}.edge_weights': o.shape[1]
                 for s, o in enumerate(outs)}
+    divide = dict(rms=math.sqrt, mean=float).get(edge_grad, lambda c: 1.0)
     for key, expected in ref.items():
-        if key in channels:  # the edges get 1 / C of the true gradient
-            expected = expected / channels[key]
+        if key in channels:  # the edges' reduction over the channels
+            expected = expected / divide(channels[key])
         # float64: summation order alone moves the last ~4 digits
         scale = float(expected.abs().max())
         torch.testing.assert_close(got[key], expected, rtol=1e-7,
@@ -126,33 +130,57 @@ def test_matches_the_plain_formula_in_float64(name, with_cp, path):
     assert len(learned) == (4 if name.endswith('learnable') else 0)
 
 
-def test_edge_gradient_is_the_channel_mean_of_the_true_gradient():
+@pytest.mark.parametrize('path', ['fused', 'traceable'])
+@pytest.mark.parametrize('with_cp', [False, True])
+@pytest.mark.parametrize('name', sorted(TOPOLOGIES))
+def test_matches_the_plain_formula_in_float64(name, with_cp, path):
+    """The default: edges get their true gradient."""
+    check_against_the_plain_formula(name, with_cp, path)
+
+
+@pytest.mark.parametrize('path', ['fused', 'traceable'])
+@pytest.mark.parametrize('edge_grad', ['sum', 'rms', 'mean'])
+def test_edge_grad_reduces_the_true_gradient_as_named(edge_grad, path):
+    check_against_the_plain_formula('custom_learnable', False, path,
+                                    edge_grad)
+
+
+@pytest.mark.parametrize('edge_grad,scale', [
+    ('sum', 1.0), ('rms', 1 / math.sqrt(5)), ('mean', 1 / 5)])
+def test_edge_gradient_is_the_true_gradient_times_the_named_scale(
+        edge_grad, scale):
     y = torch.randn(2, 5, 3, 3, dtype=torch.float64)
     g = torch.randn(2, 5, 3, 3, dtype=torch.float64)
     w = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
-    part, = FanOut.apply(w, [0], [0.7], y)
+    part, = FanOut.apply(w, [0], [0.7], edge_grad_scale(y, edge_grad), y)
     part.backward(g)
-    assert edge_grad_scale(y) == 1 / 5
-    torch.testing.assert_close(w.grad, (g * y).sum().reshape(1) / 5)
+    assert edge_grad_scale(y, edge_grad) == scale
+    torch.testing.assert_close(w.grad, (g * y).sum().reshape(1) * scale)
+
+
+def test_an_unknown_edge_grad_is_named():
+    with pytest.raises(ValueError) as info:
+        TopoResNet(depth=18, base_channels=4, edge_grad='channels',
+                   topology=dict(type='learnable'))
+    assert str(info.value) == ("edge_grad must be one of ('sum', 'rms', "
+                               "'mean'), got 'channels'")
 
 
 def test_fan_out_and_weighted_sum_gradcheck():
     """The two halves of an edge: sources fan out, nodes sum their inputs;
     weights with zeros and ones take the shortcuts."""
-    channels = 3
 
     def two_nodes(w, *ys):
         values = w.detach().tolist()
-        # FanOut hands the edges 1/C of their gradient; giving it C * w makes
-        # the chain rule undo that, so gradcheck sees the true gradient
-        parts = [FanOut.apply(w[i] * channels, [0, 1], values[i], y)
+        # the true gradient: scale 1 (edge_grad='sum')
+        parts = [FanOut.apply(w[i], [0, 1], values[i], 1.0, y)
                  for i, y in enumerate(ys)]
         return tuple(
             WeightedSum.apply([row[j] for row in values],
                               *(p[j] for p in parts)) for j in range(2))
 
     torch.manual_seed(0)
-    ys = [torch.randn(2, channels, 4, 4, dtype=torch.double,
+    ys = [torch.randn(2, 3, 4, 4, dtype=torch.double,
                       requires_grad=True) for _ in range(3)]
     for values in ([[0.3, 1.0], [-1.2, 0.0], [0.7, 0.5]],
                    [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]],
@@ -186,7 +214,7 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
     y = torch.rand(4, 64, 32, 32) + 1.0
     g = torch.rand(4, 64, 32, 32) + 1.0
     w = torch.tensor([0.5], requires_grad=True)
-    part, = FanOut.apply(w, [0], [0.5], y.to(dtype))
+    part, = FanOut.apply(w, [0], [0.5], 1 / 64, y.to(dtype))
     part.backward(g.to(dtype))
     exact = (g.to(dtype).double() * y.to(dtype).double()).sum() / 64
     assert w.grad.dtype == torch.float32
@@ -245,9 +273,7 @@ def test_a_node_without_active_inputs_is_removed():
     assert sorted(calls) == [0, 1, 3, 5]
     assert sorted(got) == sorted(ref)
     torch.testing.assert_close(outs[0], ref_outs[0], rtol=1e-10, atol=1e-10)
-    for key, expected in ref.items():
-        if key == 'layer3.edge_weights':
-            expected = expected / outs[0].shape[1]
+    for key, expected in ref.items():  # edges: the true gradient
         scale = float(expected.abs().max()) or 1.0
         torch.testing.assert_close(got[key], expected, rtol=1e-7,
                                    atol=1e-9 * scale, msg=key)

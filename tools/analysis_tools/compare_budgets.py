@@ -33,7 +33,7 @@ from compare_topologies import data_options, train  # noqa: E402
 from mmtopo.datasets import ensure_dataset  # noqa: E402
 
 BUDGETS = dict(
-    dense=dict(lambda_=0.0),
+    dense=dict(lambda_=0.0, lambda_growth=None),  # no budget to grow to
     ratio_0_75=dict(target_ratio=0.75),
     ratio_0_5=dict(target_ratio=0.5),
     flops_0_85=dict(target_flops=0.85),

@@ -26,7 +26,8 @@ TopologySpec = Union[dict, Sequence[dict]]
 
 
 def rewire_stages(backbone: nn.Module, names: Sequence[str],
-                  topology: TopologySpec, graph_mismatch: str) -> None:
+                  topology: TopologySpec, graph_mismatch: str,
+                  edge_grad: str = 'sum') -> None:
     """Replace each stage ``getattr(backbone, name)`` by a stage graph of its
     blocks, with one topology spec for all stages or one per stage."""
     layers = [getattr(backbone, name) for name in names]
@@ -36,7 +37,8 @@ def rewire_stages(backbone: nn.Module, names: Sequence[str],
         # take part in mmengine's init recursion exactly where the stock
         # container did (mmdet's ResLayer does, a plain nn.Sequential not)
         stage = StageGraph(list(layer), graph, graph_mismatch=graph_mismatch,
-                           init_blocks=hasattr(layer, 'init_weights'))
+                           init_blocks=hasattr(layer, 'init_weights'),
+                           edge_grad=edge_grad)
         setattr(backbone, name, stage)
 
 
@@ -55,6 +57,10 @@ class TopoMixin:
             (``'error'``), or, on purpose, adapted to this graph with a
             report of the edges dropped (``'adapt'``; see
             :class:`~mmtopo.models.graph.StageGraph`).
+        edge_grad: the edges' gradient, ``'sum'`` (the true gradient,
+            default), ``'rms'`` (divided by ``sqrt(C)``) or ``'mean'``
+            (divided by ``C``, this project's earlier rule); see
+            :mod:`mmtopo.models.graph`.
         norm_eval: defaults to False as in mmpretrain (detection configs set
             True explicitly); the other arguments are the stock class's.
     """
@@ -63,11 +69,13 @@ class TopoMixin:
                  *args,
                  topology: TopologySpec = dict(type='residual'),
                  graph_mismatch: str = 'error',
+                 edge_grad: str = 'sum',
                  norm_eval: bool = False,
                  **kwargs):
         super().__init__(*args, norm_eval=norm_eval, **kwargs)
         self.stage_names = self.stage_layers()
-        rewire_stages(self, self.stage_names, topology, graph_mismatch)
+        rewire_stages(self, self.stage_names, topology, graph_mismatch,
+                      edge_grad)
         self._freeze_stages()  # again: the edge weights are new parameters
 
     def stage_layers(self) -> List[str]:
