@@ -50,6 +50,37 @@ def evaluate_pruned(cfg: Config, checkpoint: str, work_dir: str) -> dict:
     return build_runner(cfg).test()
 
 
+def print_learning_report(runner) -> None:
+    """Did the data choose the graph? How far the gradient moved the edges
+    against the sparsity step, and whether the pruned edges are simply
+    those that started smallest."""
+    from mmtopo.engine import EdgeSparsityHook
+    hooks = [h for h in runner.hooks if isinstance(h, EdgeSparsityHook)]
+    if not hooks:
+        return
+    hook = hooks[0]
+    shifts = hook.edge_shifts()
+    print('\n=== Where the edges\' movement came from (mean |change|) ===')
+    print(f"gradient {shifts['grad_shift']:.4f}, sparsity step "
+          f"{shifts['prox_shift']:.4f}")
+    model = runner.model.module if hasattr(runner.model, 'module') \
+        else runner.model
+    stages = dict(model.named_modules())
+    start, final = [], []
+    for name, origin in hook.edge_origins().items():
+        mask = stages[name].edge_mask
+        start.append(origin[mask].abs())
+        final.append(stages[name].edge_weights.detach()[mask])
+    start, final = torch.cat(start), torch.cat(final)
+    pruned = final == 0
+    kept_smallest = float(start[~pruned].min()) if (~pruned).any() else 0.0
+    overtaken = int((pruned & (start > kept_smallest)).sum())
+    print(f'pruned edges: {int(pruned.sum())} of {pruned.numel()}; '
+          f'{overtaken} of them started larger than an edge that was kept '
+          f'(smallest kept init {kept_smallest:.3f}): 0 would mean the '
+          'init, not the data, chose')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=CONFIG)
@@ -100,6 +131,7 @@ def main() -> int:
           f'{pruned_flops / 1e9:.4f} G ({pruned_flops / dense_flops:.3f}x)')
     print(f'parameters: {params / 1e6:.4f} M -> {pruned_params / 1e6:.4f} M '
           f'({pruned_params / params:.3f}x)')
+    print_learning_report(runner)
     removed = pruned.backbone.removed_blocks()
     print(f'removed blocks: {removed or "none"}')
     picture = osp.join(args.work_dir, 'topology', 'final.png')

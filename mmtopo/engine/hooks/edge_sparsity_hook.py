@@ -280,6 +280,11 @@ class EdgeSparsityHook(Hook):
         hub.update_info(EDGE_ORIGIN_KEY, self._origin)
         hub.update_info(EDGE_PROX_KEY, self._prox_shift)
 
+    def edge_origins(self) -> Dict[str, torch.Tensor]:
+        """Each trained stage's edge weights when training began (a copy),
+        by the stage's module name."""
+        return {name: w.clone() for name, w in self._origin.items()}
+
     def edge_shifts(self) -> Dict[str, float]:
         """Where the edges' movement since training began came from, as
         mean absolute values over the edges, in all and per stage:
