@@ -157,6 +157,7 @@ class EdgeSparsityHook(Hook):
         # every change this hook made to them since (runtime info)
         self._origin: Dict[str, torch.Tensor] = {}
         self._prox_shift: Dict[str, torch.Tensor] = {}
+        self._names: Dict[int, str] = {}  # id(stage) -> its module name
 
     @property
     def has_budget(self) -> bool:
@@ -268,6 +269,7 @@ class EdgeSparsityHook(Hook):
         origin = hub.get_info(EDGE_ORIGIN_KEY) or {}
         prox = hub.get_info(EDGE_PROX_KEY) or {}
         self._origin, self._prox_shift = {}, {}
+        self._names = {id(stage): name for name, stage in self._stages}
         for name, stage in self._stages:
             weights = stage.edge_weights.detach()
             if name in origin and origin[name].shape == weights.shape:
@@ -314,9 +316,8 @@ class EdgeSparsityHook(Hook):
         so that :meth:`edge_shifts` can tell it from the optimizer's."""
         before = [stage.edge_weights.detach().clone() for stage, _ in groups]
         self._penalise(groups)
-        names = {id(s): n for n, s in self._stages}
         for (stage, _), was in zip(groups, before):
-            self._prox_shift[names[id(stage)]].add_(
+            self._prox_shift[self._names[id(stage)]].add_(
                 stage.edge_weights.detach() - was)
 
     def _penalise(self, groups) -> None:
