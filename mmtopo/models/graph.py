@@ -418,9 +418,10 @@ class StageGraph(BaseModule):
 
         Every edge is computed, and the compiler fuses each node's sum into
         one pass. A node without an active input is switched off by
-        multiplying its output by 0 (``forward`` does not run it): outputs
-        and gradients are the same, but its block still runs, and in
-        training its norm layers' running statistics see the zero input.
+        multiplying its output by 0 (``forward`` does not run it), and so is
+        the output of a stage cut apart: outputs and gradients are the same
+        (the property tests check both paths), but its block still runs, and
+        in training its norm layers' running statistics see the zero input.
         Edges get their gradient times :func:`edge_grad_scale`, as from
         :class:`FanOut`.
         """
@@ -431,6 +432,10 @@ class StageGraph(BaseModule):
             scale = edge_grad_scale(outputs[0], self.edge_grad)
             if scale != 1.0:
                 weights = _scale_grad(weights, scale)
+            if torch.is_grad_enabled() and not self.training:
+                # as in forward: outside training a zero edge is not there
+                weights = torch.where(weights != 0, weights,
+                                      weights.detach())
         last = len(self)
         for j in range(1, last + 1):
             sources = [i for i in self._sources[j] if i in outputs]
@@ -440,10 +445,10 @@ class StageGraph(BaseModule):
             for i in sources:
                 term = weights[i, j] * outputs[i]
                 node_in = term if node_in is None else node_in + term
-            if j == last:
-                return node_in
             active = torch.stack([(weights[i, j] != 0) & alive[i]
                                   for i in sources]).any()
+            if j == last:  # cut apart: constant zero, as in forward
+                return node_in * active
             alive[j] = active
             outputs[j] = self[j](node_in) * active
         raise AssertionError('a checked topology always reaches its output')

@@ -1,0 +1,244 @@
+"""Property tests of the stage graph against the plain formula.
+
+Hypothesis draws the stage: its length, a random DAG, which blocks are
+removed, the edge weights (exact zeros, ones and negatives among them), the
+mode (train / eval), ``with_cp`` and ``edge_grad``. Each example compares
+:class:`StageGraph` (fused aggregation, sums recomputed in backward, zero
+and unit shortcuts) and its traceable path with the formula written here in
+float64 from the same blocks:
+
+* ``y_0 = block_0(x)``; node ``j`` is live when one of its in-edges has a
+  non-zero weight and a live source; ``y_j = block_j(sum_i w_ij y_i)`` when
+  live, else nothing (0) and its block is not run;
+* the stage output is ``sum_i w_in y_i`` over the in-edges of node ``n``,
+  constant zero (no gradient) if the output node is not live either;
+* an edge's gradient is ``<dL/dx_j, y_i>`` times :func:`edge_grad_scale`;
+  outside training a zero edge is not there (no gradient reaches it).
+
+And that the graph exported at threshold 0 (``export_topology``) computes
+the same function in eval mode.
+
+``HYPOTHESIS_PROFILE=thorough`` runs ten times the examples of the fast
+suite (e.g. before a change to the aggregation).
+"""
+import math
+import os
+from typing import Optional
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mmdet.models.backbones.resnet import BasicBlock
+
+from mmtopo.models import TopoResNet
+from mmtopo.models.graph import EDGE_GRADS, StageGraph
+from mmtopo.models.topology import build_stage_topology
+
+settings.register_profile(
+    'fast', max_examples=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    'thorough', max_examples=400, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'fast'))
+
+CHANNELS = 3
+WEIGHTS = st.one_of(st.sampled_from([0.0, 1.0, -1.0]),
+                    st.floats(-2.0, 2.0, allow_nan=False, width=32))
+
+
+@st.composite
+def stage_graphs(draw, blocks: Optional[int] = None, removals: int = 2):
+    """``(blocks, edges, weights, removed)`` of a valid stage of ``blocks``
+    (default: 1 to 6) blocks: every kept node but the first has an input,
+    every kept node but the last an output, removed blocks have no edges."""
+    if blocks is None:
+        blocks = draw(st.integers(1, 6))
+    last = blocks
+    removed = sorted(draw(st.sets(st.integers(1, last - 1),
+                                  max_size=removals))
+                     if last > 1 and removals else set())
+    kept = [k for k in range(last + 1) if k not in removed]
+    edges = {(i, j) for j in kept[1:] for i in kept if i < j
+             and draw(st.booleans())}
+    for j in kept[1:]:  # repair, as the random graphs do
+        if not any(e[1] == j for e in edges):
+            edges.add((max(i for i in kept if i < j), j))
+    for i in kept[:-1]:
+        if not any(e[0] == i for e in edges):
+            edges.add((i, last))
+    edges = sorted(edges)
+    weights = [draw(WEIGHTS) for _ in edges]
+    return blocks, edges, weights, removed
+
+
+def make_stage(blocks, edges, weights, removed, learnable, with_cp,
+               edge_grad, seed=0):
+    torch.manual_seed(seed)
+    topo = build_stage_topology(
+        dict(type='custom', edges=edges, weights=weights,
+             learnable=learnable, removed=removed), blocks, 0)
+    modules = [BasicBlock(CHANNELS, CHANNELS, with_cp=with_cp)
+               for _ in range(blocks)]
+    stage = StageGraph(modules, topo, edge_grad=edge_grad).double()
+    with torch.no_grad():  # norms that are not the identity
+        for m in stage.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return stage
+
+
+def plain_formula(stage, x):
+    """The stage output by the formula in the module notes."""
+    w, values = stage.edge_weights, stage.edge_weights.detach()
+    last = len(stage)
+    ys = {0: stage[0](x)}
+    for j in range(1, last + 1):
+        ins = [i for i in ys if stage.edge_mask[i, j]]
+        if not stage.training:
+            ins = [i for i in ins if values[i, j] != 0]
+        if not any(values[i, j] != 0 for i in ins):
+            if j == last:  # the stage is cut apart: constant zero
+                return torch.zeros_like(ys[0])
+            continue  # not live: not run, feeds nothing
+        total = sum((w[i, j] * ys[i] for i in ins), torch.zeros_like(ys[0]))
+        if j == last:
+            return total
+        ys[j] = stage[j](total)
+    raise AssertionError('unreachable')
+
+
+def run(stage, forward, x, seed=1):
+    stage.zero_grad()
+    x = x.detach().clone().requires_grad_(True)
+    out = forward(x)
+    gen = torch.Generator().manual_seed(seed)
+    if out.requires_grad:  # not when zero edges cut the stage apart
+        (out * torch.randn(out.shape, generator=gen,
+                           dtype=out.dtype)).sum().backward()
+    grads = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+             for n, p in stage.named_parameters()}
+    grads['input'] = x.grad.clone() if x.grad is not None else \
+        torch.zeros_like(x)
+    return out.detach(), grads
+
+
+def traced(stage):
+    def forward(x):
+        with mock.patch('torch.compiler.is_compiling', return_value=True):
+            return stage(x)
+    return forward
+
+
+def check_stage(blocks, edges, weights, removed, learnable, training,
+                with_cp, edge_grad, path='fused'):
+    """Outputs and every gradient of ``path`` against the formula."""
+    stage = make_stage(blocks, edges, weights, removed, learnable, with_cp,
+                       edge_grad)
+    stage.train(training)
+    x = torch.randn(2, CHANNELS, 5, 5, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(2))
+    want_out, want = run(stage, lambda inp: plain_formula(stage, inp), x)
+    forward = stage if path == 'fused' else traced(stage)
+    got_out, got = run(stage, forward, x)
+    torch.testing.assert_close(got_out, want_out, rtol=1e-9, atol=1e-9,
+                               msg='stage output')
+    scale = dict(sum=1.0, rms=1 / math.sqrt(CHANNELS),
+                 mean=1 / CHANNELS)[edge_grad]
+    for name, expected in want.items():
+        if name == 'edge_weights':
+            expected = expected * scale
+        tol = 1e-9 * max(1.0, float(expected.abs().max()))
+        torch.testing.assert_close(got[name], expected, rtol=1e-8, atol=tol,
+                                   msg=name)
+
+
+CASES = dict(graph=stage_graphs(), learnable=st.booleans(),
+             training=st.booleans(), with_cp=st.booleans(),
+             edge_grad=st.sampled_from(EDGE_GRADS))
+
+
+@given(**CASES)
+def test_fused_stage_is_the_formula(graph, learnable, training, with_cp,
+                                    edge_grad):
+    check_stage(*graph, learnable, training, with_cp, edge_grad)
+
+
+@given(**CASES)
+def test_traceable_stage_is_the_formula(graph, learnable, training, with_cp,
+                                        edge_grad):
+    check_stage(*graph, learnable, training, with_cp, edge_grad,
+                path='traceable')
+
+
+def _weights_as_ones(inputs, weights):
+    return sum(inputs[1:], inputs[0].clone())
+
+
+def _recompute_ignoring_weights(packed):
+    if isinstance(packed, torch.Tensor):
+        return packed
+    inputs, _ = packed
+    return sum(inputs[1:], inputs[0].clone())
+
+
+# A stage where every node sums inputs of weights that are not 1.
+PLANTED_CASE = (4, [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (1, 4), (3, 4)],
+                [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6], [])
+
+
+@pytest.mark.parametrize('bug, target', [
+    ('weights treated as 1', 'mmtopo.models.graph.weighted_sum'),
+    ('the recompute ignoring weights', 'mmtopo.models.graph._unpack'),
+])
+def test_the_properties_catch_planted_bugs(bug, target):
+    """The property check fails on each bug the reference tests catch."""
+    check_stage(*PLANTED_CASE, True, True, False, 'sum')  # right as it is
+    replacement = (_weights_as_ones if target.endswith('weighted_sum')
+                   else _recompute_ignoring_weights)
+    with mock.patch(target, replacement):
+        with pytest.raises(AssertionError):
+            check_stage(*PLANTED_CASE, True, True, False, 'sum')
+
+
+# ResNet-34's stages: 3, 4, 6 and 3 blocks
+STAGE_BLOCKS = (3, 4, 6, 3)
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(data=st.data())
+def test_an_exported_pruned_graph_computes_the_same_function(data):
+    specs = []
+    for blocks in STAGE_BLOCKS:
+        _, edges, weights, _ = data.draw(stage_graphs(blocks, removals=0))
+        specs.append(dict(type='custom', edges=edges, weights=weights,
+                          learnable=True))
+    torch.manual_seed(0)
+    model = TopoResNet(depth=34, base_channels=2, stem_channels=4,
+                       topology=specs).double().eval()
+    x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
+    try:
+        pruned_specs = model.export_topology(0.0)
+    except ValueError as err:  # zeros cut a stage apart: said so, and
+        assert 'cuts every path' in str(err)  # the dense output is zero
+        assert any(not s.connects_input_to_output() for s in model.stages)
+        return
+    pruned = TopoResNet(depth=34, base_channels=2, stem_channels=4,
+                        topology=[dict(s, learnable=False)
+                                  for s in pruned_specs]).double().eval()
+    own = pruned.state_dict()
+    state = {k: v for k, v in model.state_dict().items()
+             if k in own and 'edge_' not in k}
+    state.update({k: v for k, v in own.items() if 'edge_' in k})
+    pruned.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        for a, b in zip(pruned(x), model(x)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    kept = sum(len(s['edges']) for s in pruned_specs)
+    nonzero = sum(sum(w != 0 for w in s['weights']) for s in specs)
+    assert kept <= nonzero
