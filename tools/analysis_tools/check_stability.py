@@ -75,7 +75,7 @@ randomness = dict(seed={seed})
 CIFAR = """
 _base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
 custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
-model = dict(backbone=dict({backbone}, depth=18))
+model = dict(backbone=dict({backbone}, depth=18){heads})
 pipeline = [dict(type='LoadImageFromFile'),
             dict(type='Resize', scale=32),
             dict(type='RandomCrop', crop_size=32, padding=4),
@@ -171,7 +171,8 @@ def run_one(task: str, name: str, seed: int, data: str, lambda_: float,
     config = work_dir / f'{task}_{name}.py'
     config.write_text(spec['template'].format(
         backbone=f'dict({spec["backbones"][name]})', seed=seed,
-        data=os.path.abspath(data), extra=extra, **HEADS[heads]))
+        data=os.path.abspath(data), extra=extra,
+        **(HEADS[heads] if task == 'detection' else HEADS['stock'])))
     proc = subprocess.run(
         [sys.executable, str(library_train_py(spec['package'])),
          str(config), '--work-dir', str(work_dir)],
