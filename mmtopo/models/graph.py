@@ -59,6 +59,16 @@ from .topology import StageTopology, live_nodes, reaching_nodes
 _RECIPE = '_mmtopo_sum_recipe'
 
 
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this call. ``torch.compiler``
+    has ``is_compiling`` from torch 2.3; torch 2.1 and 2.2 have it only
+    as ``torch._dynamo.is_compiling``."""
+    check = getattr(getattr(torch, 'compiler', None), 'is_compiling', None)
+    if check is None:
+        from torch._dynamo import is_compiling as check
+    return check()
+
+
 def weighted_sum(inputs: Sequence[torch.Tensor],
                  weights: Sequence[float]) -> torch.Tensor:
     """``sum_k weights[k] * inputs[k]`` in one new buffer, skipping zeros.
@@ -371,7 +381,7 @@ class StageGraph(BaseModule):
         """The stage output. The edge weights are read to the host here,
         unless the backbone read them for all its stages already
         (:func:`edge_values_read`)."""
-        if torch.compiler.is_compiling():
+        if is_compiling():
             return self.forward_traceable(x)
         values = self._preread or self.edge_weights.detach().tolist()
         track = torch.is_grad_enabled()

@@ -659,3 +659,31 @@ def test_dot_of_any_two_layouts_is_the_sum_of_products():
                                    atol=0)
     torch.testing.assert_close(_dot(broadcast, b), 0.5 * b.sum(),
                                rtol=1e-12, atol=0)
+
+
+def test_is_compiling_falls_back_to_dynamo_before_torch_2_3():
+    """torch 2.1 and 2.2 have no ``torch.compiler.is_compiling``: the check
+    then asks ``torch._dynamo``, and a forward takes the path it names."""
+    import types
+
+    from mmtopo.models import graph
+    old_api = types.SimpleNamespace(compile=torch.compile)  # 2.1's names
+    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'))
+    x = torch.randn(2, 3, 32, 32)
+    real = graph.StageGraph.forward_traceable
+    with mock.patch.object(torch, 'compiler', old_api):
+        # (torch 2.13's own torch._dynamo.is_compiling asks torch.compiler)
+        with mock.patch('torch._dynamo.is_compiling', return_value=False):
+            assert graph.is_compiling() is False
+            with mock.patch.object(graph.StageGraph, 'forward_traceable',
+                                   side_effect=AssertionError('traced')):
+                eager = model(x)  # the eager path: nothing traced
+        with mock.patch('torch._dynamo.is_compiling', return_value=True), \
+                mock.patch.object(graph.StageGraph, 'forward_traceable',
+                                  autospec=True, side_effect=real) as spy:
+            assert graph.is_compiling() is True
+            traced = model(x)
+    assert spy.call_count == 4  # every stage took the traced path
+    for a, b in zip(eager, traced):
+        torch.testing.assert_close(a, b)

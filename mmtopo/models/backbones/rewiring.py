@@ -16,10 +16,9 @@ names them (see ``TopoMobileNetV2``).
 """
 from typing import Dict, List, Sequence, Union
 
-import torch
 from torch import nn
 
-from ..graph import StageGraph, edge_values_read
+from ..graph import StageGraph, edge_values_read, is_compiling
 from ..topology import build_topologies, prune_graph, widest_path
 
 TopologySpec = Union[dict, Sequence[dict]]
@@ -83,7 +82,7 @@ class TopoMixin:
         return list(self.res_layers)
 
     def forward(self, x):
-        if torch.compiler.is_compiling():  # the stages trace their weights
+        if is_compiling():  # the stages trace their weights
             return super().forward(x)
         with edge_values_read(self.stages):  # one host read, not one a stage
             return super().forward(x)
