@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from mmengine.config import Config
@@ -120,3 +121,69 @@ def test_docs_and_code_cite_only_files_the_repository_has():
                 continue
             assert ((path.parent / cited).exists()
                     or (REPO / cited).exists()), (name, cited)
+
+
+def test_install_requires_are_ranges_not_pins():
+    """A library must not make pip replace a user's torch, mmcv or mmengine:
+    install_requires has no exact pins (the project's venv pins those in
+    requirements/constraints.txt)."""
+    import importlib.metadata
+    requires = importlib.metadata.requires('mmtopo')
+    assert requires, 'mmtopo is not installed with its metadata'
+    pinned = [r for r in requires if '==' in r and 'extra ==' not in r]
+    assert pinned == []
+    runtime = [r.split(';')[0].replace(' ', '') for r in requires
+               if 'extra' not in r]
+    assert 'mmcv<2.2.0,>=2.0.0rc4' in runtime  # mmdet 3.x's own range
+
+
+EXISTING_ENV_CHECK = """
+import importlib.metadata, pathlib, sys
+import mmtopo
+from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
+from mmdet.registry import MODELS
+cfg = Config(dict(custom_imports=dict(imports=['mmtopo']),
+                  model=dict(type='TopoResNet', depth=18,
+                             topology=dict(type='learnable'))))
+import_modules_from_strings(**cfg.custom_imports)
+backbone = MODELS.build(cfg.model)
+print(pathlib.Path(mmtopo.__file__).parent.parent)
+print(type(backbone).__name__, len(backbone.stages))
+print(importlib.metadata.version('mmtopo'))
+"""
+
+
+def test_installs_into_an_existing_environment_without_touching_it(
+        tmp_path):
+    """``pip install --no-deps -e .`` into an environment that already has
+    the stack (here: a new venv that sees this one's packages through a
+    .pth file): only mmtopo is added, ``import mmtopo`` and a
+    ``custom_imports`` config build work, and pip's resolver accepts
+    mmtopo's requirements next to the installed versions (``pip check``)."""
+    import sysconfig
+    env = tmp_path / 'env'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(env)],
+                   check=True)
+    python = env / 'bin' / 'python'
+    site = Path(subprocess.run(
+        [str(python), '-c', "import sysconfig; "
+         "print(sysconfig.get_paths()['purelib'])"], text=True,
+        capture_output=True, check=True).stdout.strip())
+    (site / 'existing_stack.pth').write_text(
+        sysconfig.get_paths()['purelib'] + '\n')
+    before = sorted(p.name for p in site.iterdir())
+    run_tool([sys.executable, '-m', 'pip', '--python', str(python),
+              'install', '--quiet', '--disable-pip-version-check',
+              '--no-deps', '--no-build-isolation', '-e', str(REPO)],
+             timeout=300, check=True)
+    added = sorted(set(p.name for p in site.iterdir()) - set(before)
+                   - {'__pycache__'})
+    assert added and all('mmtopo' in name for name in added), added
+    check = run_tool([str(python), '-m', 'pip', 'check'], timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'No broken requirements found.' in check.stdout
+    out = run_tool([str(python), '-c', EXISTING_ENV_CHECK], timeout=300,
+                   check=True).stdout.split('\n')
+    assert Path(out[0]) == REPO
+    assert out[1] == 'TopoResNet 4'
