@@ -12,7 +12,8 @@ here therefore
 * meets all gradients of a node output in one place (:class:`FanOut`),
   which sums them with the edge weights in one fused accumulation and
   computes the edge gradients as dot products, without materialising a
-  ``w * grad`` product per edge;
+  ``w * grad`` product per edge; a stage's edge gradients are assembled
+  once, in one stack (:class:`EdgeGradients`), not row by row;
 * does not keep the summed input of a block for backward: the block's convs
   would store it, so it is recomputed from the node outputs, which the blocks
   store anyway (:func:`recompute_sums`).
@@ -156,28 +157,59 @@ class WeightedSum(torch.autograd.Function):
         return (None, *(grad for _ in ctx.needs_input_grad[1:]))
 
 
+class EdgeGradients(torch.autograd.Function):
+    """A stage's edge weights as its :class:`FanOut` s take them.
+
+    Each fan-out leaves the dot products of its edges in ``dots`` rather
+    than returning a gradient of its own (a row of zeros per node, a
+    ``select`` backward and an accumulation each); the backward here runs
+    after all of them and assembles the stage's whole gradient in one
+    stack, times ``grad_scale`` (:func:`edge_grad_scale`).
+    """
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, dots: dict, grad_scale: float):
+        ctx.dots, ctx.grad_scale = dots, grad_scale
+        ctx.shape, ctx.weight_dtype = weights.shape, weights.dtype
+        ctx.set_materialize_grads(False)
+        return weights.view_as(weights)
+
+    @staticmethod
+    def backward(ctx, _):
+        dots, (rows, cols) = ctx.dots, ctx.shape
+        if not dots:
+            return None, None, None
+        zero = next(iter(dots.values())).new_zeros(())
+        entries = [zero] * (rows * cols)
+        for (i, j), value in dots.items():
+            entries[i * cols + j] = value
+        dots.clear()  # a second backward (retain_graph) fills it again
+        grad = torch.stack(entries).view(rows, cols)
+        if ctx.grad_scale != 1.0:
+            grad.mul_(ctx.grad_scale)
+        return grad.to(ctx.weight_dtype), None, None
+
+
 class FanOut(torch.autograd.Function):
     """One view of a node output ``y_i`` per edge ``i -> j`` leaving it.
 
     Backward receives ``g_j = dL/dx_j`` from every consumer at once, so it
     can form ``dL/dy_i = sum_j w_ij g_j`` with one fused accumulation instead
     of a scaled copy per edge plus autograd's own sums, and the edge
-    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products, handed on times
-    ``grad_scale`` (:func:`edge_grad_scale`).
+    gradients ``dL/dw_ij = <g_j, y_i>`` as dot products, left in ``dots``
+    for :class:`EdgeGradients`.
     """
 
     @staticmethod
-    def forward(ctx, row: torch.Tensor, columns: List[int],
-                values: List[float], grad_scale: float,
+    def forward(ctx, edges: torch.Tensor, source_index: int,
+                columns: List[int], values: List[float], dots: dict,
                 source: torch.Tensor):
-        """``row``: the source's row of the edge weights, a view (indexing
-        it with ``columns`` would copy the index to the device, which waits
-        for the GPU); ``columns``: the consumers; ``values``: their weights
-        as floats; ``grad_scale``: what the edge gradients are multiplied
-        by."""
-        ctx.columns, ctx.values = columns, values
-        ctx.grad_scale = grad_scale
-        ctx.row_shape, ctx.weight_dtype = row.shape, row.dtype
+        """``edges``: the stage's :class:`EdgeGradients` output (or fixed
+        weights); ``source_index``: the node ``i``; ``columns``: its
+        consumers; ``values``: their weights as floats; ``dots``: where the
+        edge gradients go, keyed ``(i, j)``."""
+        ctx.source_index, ctx.columns, ctx.values = source_index, columns, values
+        ctx.dots = dots
         ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(source)
@@ -185,24 +217,18 @@ class FanOut(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        grad_row = grad_source = None
+        grad_source = None
         if ctx.needs_input_grad[0]:
             source, = ctx.saved_tensors
-            zero = source.new_zeros((), dtype=torch.float32)
-            entries = [zero] * ctx.row_shape[0]
             for column, g in zip(ctx.columns, grads):
                 if g is not None:
-                    entries[column] = _dot(g, source)
-            grad_row = torch.stack(entries)
-            if ctx.grad_scale != 1.0:
-                grad_row.mul_(ctx.grad_scale)
-            grad_row = grad_row.to(ctx.weight_dtype)
-        if ctx.needs_input_grad[4]:
+                    ctx.dots[ctx.source_index, column] = _dot(g, source)
+        if ctx.needs_input_grad[5]:
             terms = [(g, w) for g, w in zip(grads, ctx.values)
                      if g is not None and w != 0.0]
             if terms:
                 grad_source = weighted_sum(*zip(*terms))
-        return grad_row, None, None, None, grad_source
+        return None, None, None, None, None, grad_source
 
 
 def _pack(tensor: torch.Tensor):
@@ -395,7 +421,11 @@ class StageGraph(BaseModule):
         # feeds[j]: (weight, tensor) of every in-edge of j from a live node
         feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
         first = self[0](x)
-        self._fan_out(0, first, values, track, learning, feeds)
+        edges, dots = self.edge_weights, {}
+        if track and edges.requires_grad:
+            edges = EdgeGradients.apply(
+                edges, dots, edge_grad_scale(first, self.edge_grad))
+        self._fan_out(0, first, values, track, learning, edges, dots, feeds)
         for j in range(1, len(self) + 1):
             if not useful[j] or not any(w != 0.0 for w, _ in feeds[j]):
                 if j == len(self):  # every path is cut: constant zero
@@ -419,7 +449,8 @@ class StageGraph(BaseModule):
                 delattr(node_in, _RECIPE)
             else:
                 output = self[j](node_in)
-            self._fan_out(j, output, values, track, learning, feeds)
+            self._fan_out(j, output, values, track, learning, edges, dots,
+                          feeds)
 
     def forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
         """The same function with the weights kept on the device: what
@@ -467,8 +498,8 @@ class StageGraph(BaseModule):
         return not self.learnable and weights == [1.0]
 
     def _fan_out(self, i: int, output: torch.Tensor, values: List[list],
-                 track: bool, learning: bool,
-                 feeds: List[List[tuple]]) -> None:
+                 track: bool, learning: bool, edges: torch.Tensor,
+                 dots: dict, feeds: List[List[tuple]]) -> None:
         """Hand node ``i``'s output to the nodes it feeds; when training,
         through a :class:`FanOut` so that its gradients meet in one place."""
         consumers = self._consumers[i]
@@ -476,9 +507,7 @@ class StageGraph(BaseModule):
             consumers = [j for j in consumers if values[i][j] != 0.0]
         weights = [values[i][j] for j in consumers]
         if track and consumers and not self._is_fixed_identity(weights):
-            parts = FanOut.apply(self.edge_weights[i], consumers, weights,
-                                 edge_grad_scale(output, self.edge_grad),
-                                 output)
+            parts = FanOut.apply(edges, i, consumers, weights, dots, output)
         else:
             parts = [output] * len(consumers)
         for j, w, part in zip(consumers, weights, parts):

@@ -16,8 +16,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmtopo.models import TopoResNet
-from mmtopo.models.graph import (FanOut, WeightedSum, edge_grad_scale,
-                                 weighted_sum)
+from mmtopo.models.graph import (EdgeGradients, FanOut, WeightedSum,
+                                 edge_grad_scale, weighted_sum)
 
 # depth 34: stages of 3/4/6/3 blocks, so nodes have up to 6 weighted inputs
 DEPTH = 34
@@ -151,11 +151,11 @@ def test_edge_gradient_is_the_true_gradient_times_the_named_scale(
         edge_grad, scale):
     y = torch.randn(2, 5, 3, 3, dtype=torch.float64)
     g = torch.randn(2, 5, 3, 3, dtype=torch.float64)
-    w = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
-    part, = FanOut.apply(w, [0], [0.7], edge_grad_scale(y, edge_grad), y)
+    w = torch.tensor([[0.7]], dtype=torch.float64, requires_grad=True)
+    part, = fan_out(w, 0, [0], [0.7], y, edge_grad_scale(y, edge_grad))
     part.backward(g)
     assert edge_grad_scale(y, edge_grad) == scale
-    torch.testing.assert_close(w.grad, (g * y).sum().reshape(1) * scale)
+    torch.testing.assert_close(w.grad, (g * y).sum().reshape(1, 1) * scale)
 
 
 def test_an_unknown_edge_grad_is_named():
@@ -166,14 +166,24 @@ def test_an_unknown_edge_grad_is_named():
                                "'mean'), got 'channels'")
 
 
+def fan_out(w, i, columns, values, y, grad_scale=1.0):
+    """Node ``i``'s fan-out, with ``w`` as the stage's edge weights."""
+    dots = {}
+    edges = EdgeGradients.apply(w, dots, grad_scale)
+    return FanOut.apply(edges, i, columns, values, dots, y)
+
+
 def test_fan_out_and_weighted_sum_gradcheck():
     """The two halves of an edge: sources fan out, nodes sum their inputs;
-    weights with zeros and ones take the shortcuts."""
+    weights with zeros and ones take the shortcuts; the edge gradients of
+    all fan-outs meet in one :class:`EdgeGradients`."""
 
     def two_nodes(w, *ys):
         values = w.detach().tolist()
+        dots = {}
         # the true gradient: scale 1 (edge_grad='sum')
-        parts = [FanOut.apply(w[i], [0, 1], values[i], 1.0, y)
+        edges = EdgeGradients.apply(w, dots, 1.0)
+        parts = [FanOut.apply(edges, i, [0, 1], values[i], dots, y)
                  for i, y in enumerate(ys)]
         return tuple(
             WeightedSum.apply([row[j] for row in values],
@@ -213,15 +223,15 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
     torch.manual_seed(0)
     y = torch.rand(4, 64, 32, 32) + 1.0
     g = torch.rand(4, 64, 32, 32) + 1.0
-    w = torch.tensor([0.5], requires_grad=True)
-    part, = FanOut.apply(w, [0], [0.5], 1 / 64, y.to(dtype))
+    w = torch.tensor([[0.5]], requires_grad=True)
+    part, = fan_out(w, 0, [0], [0.5], y.to(dtype), 1 / 64)
     part.backward(g.to(dtype))
     exact = (g.to(dtype).double() * y.to(dtype).double()).sum() / 64
     assert w.grad.dtype == torch.float32
     # float32 accumulation of 262144 products of ~2: relative error ~1e-6;
     # a half-precision running sum would be off by far more than 1%
-    torch.testing.assert_close(w.grad.double(), exact.reshape(1), rtol=1e-4,
-                               atol=0)
+    torch.testing.assert_close(w.grad.double(), exact.reshape(1, 1),
+                               rtol=1e-4, atol=0)
 
 
 def layer3_model():
