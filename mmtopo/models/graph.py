@@ -254,17 +254,25 @@ def recompute_sums() -> Iterator[None]:
 @contextmanager
 def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
     """While active, the stages' forward passes use their edge weights as
-    read on entry, all stages in one device-to-host copy: one sync per
-    backbone forward on a GPU instead of one per stage. The weights change
-    only between forward passes (optimizer and proximal steps)."""
-    weights = [stage.edge_weights.detach() for stage in stages]
-    flat = torch.cat([w.reshape(-1) for w in weights]).tolist()
-    start = 0
-    for stage, w in zip(stages, weights):
-        n = w.shape[0]
-        stage._preread = [flat[start + r * n:start + (r + 1) * n]
-                          for r in range(n)]
-        start += n * n
+    read on entry, all learnable stages in one device-to-host copy: one
+    sync per backbone forward on a GPU instead of one per stage. The
+    weights change only between forward passes (optimizer and proximal
+    steps). Fixed weights are read once and kept until they change (a
+    checkpoint load), so the residual wiring adds no op at all."""
+    learned = [stage for stage in stages if stage.learnable]
+    for stage in stages:
+        if not stage.learnable:
+            stage._preread = stage._fixed_values()
+    if learned:
+        weights = [stage.edge_weights.detach() for stage in learned]
+        flat = (weights[0].reshape(-1) if len(weights) == 1 else torch.cat(
+            [w.reshape(-1) for w in weights])).tolist()
+        start = 0
+        for stage, w in zip(learned, weights):
+            n = w.shape[0]
+            stage._preread = [flat[start + r * n:start + (r + 1) * n]
+                              for r in range(n)]
+            start += n * n
     try:
         yield
     finally:
@@ -347,10 +355,20 @@ class StageGraph(BaseModule):
             for j in range(num_nodes)
         ]
         self._preread: Optional[List[list]] = None  # see edge_values_read
+        self._fixed_read: Optional[tuple] = None  # (tensor, version, values)
         self._consumers: List[List[int]] = [
             self.edge_mask[i].nonzero().flatten().tolist()
             for i in range(num_nodes)
         ]
+
+    def _fixed_values(self) -> List[list]:
+        """The fixed edge weights on the host, read again only when the
+        buffer has changed (a new tensor, or written in place)."""
+        w = self.edge_weights
+        cached = self._fixed_read
+        if cached is None or cached[0] is not w or cached[1] != w._version:
+            self._fixed_read = cached = (w, w._version, w.detach().tolist())
+        return cached[2]
 
     def init_weights(self) -> None:
         if self.init_blocks:

@@ -1,14 +1,17 @@
 """Timing helpers shared by the benchmark tools: interleaved rounds, ratios
-with their spread, and a line naming what was measured on what."""
+with their spread, op counts, and a line naming what was measured on
+what."""
 import argparse
 import contextlib
 import platform
 import re
 import time
+from collections import Counter
 from statistics import median, quantiles
 from typing import Callable, Dict, List, Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 AMP_DTYPES = dict(bf16=torch.bfloat16, fp16=torch.float16)
 
@@ -44,6 +47,30 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], rounds: int,
         for name, step in steps.items():
             times[name].append(timed(step, device))
     return times
+
+
+class _OpCounter(TorchDispatchMode):
+
+    def __init__(self):
+        super().__init__()
+        self.ops = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn: Callable[[], None]) -> Counter:
+    """The ATen ops, views excluded, that ``fn()`` dispatches, by name.
+
+    On a GPU in eager mode nearly every such op is a kernel launch with
+    its host-side cost, so the count is a machine-independent proxy for
+    the launch-bound part of a step; it is deterministic, unlike a time.
+    """
+    with _OpCounter() as counter:
+        fn()
+    return counter.ops
 
 
 def ratio_stats(times: List[float], base: List[float]) -> dict:

@@ -697,3 +697,26 @@ def test_is_compiling_falls_back_to_dynamo_before_torch_2_3():
     assert spy.call_count == 4  # every stage took the traced path
     for a, b in zip(eager, traced):
         torch.testing.assert_close(a, b)
+
+
+def test_fixed_weights_are_read_again_only_after_they_change():
+    """A fixed wiring's weights are kept on the host between forwards, and
+    read again after a write (a checkpoint load, an in-place change)."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
+                       topology=dict(type='complete')).eval()
+    x = torch.randn(1, 3, 32, 32)
+    before = model(x)[-1]
+    stage = model.layer4
+    with mock.patch.object(torch.Tensor, 'tolist', autospec=True,
+                           side_effect=torch.Tensor.tolist) as reads:
+        torch.testing.assert_close(model(x)[-1], before)
+    assert reads.call_count == 0
+    with torch.no_grad():
+        stage.edge_weights[0, 2] = 0.0  # node 1 alone feeds the output
+    cut = model(x)[-1]
+    assert not torch.allclose(cut, before)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state['layer4.edge_weights'][0, 2] = 0.5
+    model.load_state_dict(state)
+    torch.testing.assert_close(model(x)[-1], before)

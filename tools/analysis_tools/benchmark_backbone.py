@@ -18,6 +18,12 @@ eval-mode forward without gradients. Each ratio is the median over steps of
 percentile range of those ratios as the spread. The timing process runs
 with the environment it was started with (no allocator tuning).
 
+Ops: the ATen ops (views excluded) one train step dispatches, counted
+after the warm-up: on a GPU in eager mode about one kernel launch each,
+so the launch-bound part of a step (not counted under ``--compile``).
+Host time (CUDA only): the CPU time the process spends in one train step,
+the part the GPU waits for when a step is launch-bound.
+
 Peak memory: the growth over one train step after a warm-up step. On CPU,
 of the resident set, each model in a fresh process that returns freed
 memory to the system at once (``MALLOC_MMAP_THRESHOLD_``, set in that
@@ -29,6 +35,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from statistics import median
 
 import torch
 from mmdet.models.backbones import MobileNetV2, RegNet, ResNet
@@ -37,9 +45,10 @@ from mmengine.analysis import parameter_count
 import mmtopo  # noqa: F401
 from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
 from mmtopo.utils.benchmark import (add_timing_args, autocast,
-                                    check_timing_args, describe_machine,
-                                    describe_settings, format_time,
-                                    interleaved_times, ratio_stats)
+                                    check_timing_args, count_ops,
+                                    describe_machine, describe_settings,
+                                    format_time, interleaved_times,
+                                    ratio_stats)
 from mmtopo.utils.complexity import count_flops
 
 TOPOLOGIES = dict(
@@ -182,11 +191,26 @@ def parse_args(argv=None):
     return args
 
 
+def host_time(runner: 'BenchModel', x: torch.Tensor, rounds: int) -> float:
+    """Median CPU seconds of this process in one train step (CUDA)."""
+    times = []
+    for _ in range(rounds):
+        torch.cuda.synchronize()
+        start = time.process_time()
+        runner.train_step(x)
+        times.append(time.process_time() - start)
+        torch.cuda.synchronize()
+    return median(times)
+
+
 def format_row(name: str, r: dict) -> str:
     memory = ('-' if r['peak_mem'] is None else
               f"{r['peak_mem'] / 2**20:.0f} MiB ({r['mem_ratio']:.3f}x)")
+    ops = '-' if r['ops'] is None else f"{r['ops']} ({r['ops_ratio']:.3f}x)"
+    host = ('' if r['host'] is None else
+            f" {r['host'] * 1e3:.1f} ms ({r['host_ratio']:.3f}x) |")
     return (f"| {name} | {format_time(r['train'])} | "
-            f"{format_time(r['infer'])} | {memory} | "
+            f"{format_time(r['infer'])} | {ops} |{host} {memory} | "
             f"{r['params'] / 1e6:.3f} M ({r['params_ratio']:.4f}x) | "
             f"{r['flops'] / 1e9:.3f} G ({r['flops_ratio']:.4f}x) |")
 
@@ -206,6 +230,10 @@ def main(argv=None):
         steps[(name, 'train')] = lambda r=r: r.train_step(x)
         steps[(name, 'infer')] = lambda r=r: r.infer(x)
     times = interleaved_times(steps, args.iters, args.warmup, args.device)
+    ops = {name: None if args.compile else sum(count_ops(
+        lambda r=r: r.train_step(x)).values()) for name, r in runners.items()}
+    host = {name: host_time(r, x, args.iters) if args.device == 'cuda' else
+            None for name, r in runners.items()}
     flops_x = torch.randn(1, 3, args.img_size, args.img_size)
     results = {}
     for name in names:
@@ -213,7 +241,7 @@ def main(argv=None):
         results[name] = dict(
             train=ratio_stats(times[name, 'train'], times['stock', 'train']),
             infer=ratio_stats(times[name, 'infer'], times['stock', 'infer']),
-            peak_mem=peaks[name],
+            peak_mem=peaks[name], ops=ops[name], host=host[name],
             params=parameter_count(cpu_model)[''],
             flops=count_flops(cpu_model, (flops_x, )))
     base = results['stock']
@@ -222,15 +250,19 @@ def main(argv=None):
         r['flops_ratio'] = r['flops'] / base['flops']
         r['mem_ratio'] = (None if r['peak_mem'] is None else
                           r['peak_mem'] / base['peak_mem'])
+        r['ops_ratio'] = None if r['ops'] is None else r['ops'] / base['ops']
+        r['host_ratio'] = (None if r['host'] is None else
+                           r['host'] / base['host'])
     print(describe_setup(args))
     print(f'ratios against mmdet {describe_backbone(args)}: median over '
           'rounds (25th-75th percentile); memory: ' +
           ('not measured' if args.no_memory else
            'CUDA allocator peak over one step' if args.device == 'cuda' else
            'resident-set growth over one step, one process per model'))
-    print('| model | train step | inference (eval) | peak memory | params '
-          '| FLOPs |')
-    print('|' + ' --- |' * 6)
+    host_column = ' host CPU per train step |' if args.device == 'cuda' else ''
+    print('| model | train step | inference (eval) | ops per train step |'
+          f'{host_column} peak memory | params | FLOPs |')
+    print('|' + ' --- |' * (7 + bool(host_column)))
     for name, r in results.items():
         print(format_row(name, r))
     if args.json:
