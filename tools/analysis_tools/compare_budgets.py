@@ -49,6 +49,10 @@ TASKS = dict(
         # 230 iterations: lambda x20 every 100, from the end of warm-up
         hook=dict(lambda_=1e-2, begin=20, lambda_growth=1.03,
                   flops_input_shape=(3, 32, 32)),
+        # half the schedule again at a tenth of the rate, cosine to 0
+        finetune=['train_cfg.max_epochs=5', 'train_cfg.val_interval=5',
+                  'param_scheduler.T_max=5', 'optim_wrapper.optimizer.lr=0.01',
+                  'default_hooks.checkpoint.interval=5'],
         image=(3, 32, 32), batch=16),
     toy_detection=dict(
         task='toy_detection',
@@ -58,6 +62,10 @@ TASKS = dict(
         options=[],
         hook=dict(lambda_=1e-2, begin=50, lambda_growth=1.03,
                   flops_input_shape=(3, 128, 128)),
+        # half the schedule again at the schedule's final rate (its step)
+        finetune=['train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+                  'optim_wrapper.optimizer.lr=0.001',
+                  'default_hooks.checkpoint.interval=4'],
         image=(3, 128, 128), batch=4),
 )
 
@@ -183,6 +191,10 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/budgets')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--plot', help='metric against FLOPs, a PNG')
+    parser.add_argument('--finetune', action='store_true',
+                        help='also fine-tune each pruned (fixed) graph from '
+                        'its pruned checkpoint, the workflow the README '
+                        'gives, and report its metric')
     parser.add_argument('--reuse', action='store_true',
                         help='read runs already trained in the work dir '
                         'instead of training them again')
@@ -216,18 +228,29 @@ def main():
                 run['metric'] = test_metric(
                     run['config'], run['checkpoint'], spec['task'], data,
                     out / 'pruned_test', metric)
+                if args.finetune:
+                    run['finetuned'] = train(
+                        spec['task'], run['config'], seed, data,
+                        out / 'finetuned',
+                        [f'load_from={run["checkpoint"]}',
+                         *spec['finetune']], reuse=args.reuse)['metric']
             rows[name].append(run)
-            print(name, seed, {k: run[k] for k in (
-                'learned', 'metric', 'flops', 'time_ratio', 'active')},
-                flush=True)
+            print(name, seed, {k: run.get(k) for k in (
+                'learned', 'metric', 'finetuned', 'flops', 'time_ratio',
+                'active')}, flush=True)
+    tuned = ' | after fine-tuning the pruned graph' if args.finetune else ''
     lines = [f'| run | {metric} of the pruned model (mean ± std, '
-             f'{len(args.seeds)} seeds) | per seed | active edges | '
+             f'{len(args.seeds)} seeds) | per seed{tuned} | active edges | '
              'backbone FLOPs vs dense | inference time vs dense |',
-             '| --- ' * 6 + '|']
+             '| --- ' * (6 + bool(args.finetune)) + '|']
     for name, runs in rows.items():
         values = [r['metric'] for r in runs]
         cells = [f'{mean(values):.3f} ± {pstdev(values):.3f}',
                  ', '.join(f'{v:.3f}' for v in values)]
+        if args.finetune:
+            tuned = [r.get('finetuned') for r in runs]
+            cells.append('-' if None in tuned else
+                         f'{mean(tuned):.3f} ± {pstdev(tuned):.3f}')
         if name == 'residual':
             cells += ['fixed chain', f'{runs[0]["flops"]:.3f}x', '-']
         else:
