@@ -187,3 +187,51 @@ def test_installs_into_an_existing_environment_without_touching_it(
                    check=True).stdout.split('\n')
     assert Path(out[0]) == REPO
     assert out[1] == 'TopoResNet 4'
+
+
+def _doc_files():
+    return [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md'))]
+
+
+def _anchor(header: str) -> str:
+    """GitHub's anchor of a markdown header."""
+    text = re.sub(r'[^\w\- ]', '', header.strip().lower())
+    return text.replace(' ', '-')
+
+
+def test_docs_links_resolve_to_files_and_headers():
+    """Every relative link and image in the README and docs/ names a file
+    of the repository, and every ``#anchor`` a header of that file."""
+    checked = 0
+    for doc in _doc_files():
+        for target in re.findall(r'\]\(([^)\s]+)\)', doc.read_text()):
+            if target.startswith(('http://', 'https://', 'mailto:')):
+                continue
+            path, _, anchor = target.partition('#')
+            file = (doc.parent / path).resolve() if path else doc
+            assert file.exists(), (doc.name, target)
+            if anchor:
+                headers = re.findall(r'^#+ (.+)$', file.read_text(), re.M)
+                assert anchor in {_anchor(h) for h in headers}, (doc.name,
+                                                                 target)
+            checked += 1
+    assert checked > 20
+
+
+def test_docs_name_only_tools_and_configs_that_exist():
+    """The tools and configs the docs tell users to run are there."""
+    for doc in _doc_files():
+        text = doc.read_text()
+        for path in re.findall(r'\b((?:tools|configs)/[\w./-]+\.(?:py|sh))',
+                               text):
+            assert (REPO / path).exists(), (doc.name, path)
+
+
+def test_readme_is_a_front_page():
+    """A short README (the guides are in docs/) that starts with the two
+    commands' block."""
+    text = (REPO / 'README.md').read_text()
+    assert len(text.splitlines()) <= 200
+    first_block = text.split('```bash\n', 1)[1].split('```', 1)[0]
+    assert [line.split()[:2] for line in first_block.splitlines()] == [
+        ['make', 'demo'], ['make', 'test']]
