@@ -19,6 +19,7 @@ Not part of ``make test``: a 10-epoch run takes about 3 minutes here.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_stability import CIFAR, edge_range, library_train_py  # noqa: E402
 
 from mmtopo.datasets.digits import export_digits  # noqa: E402
+from mmtopo.utils.tables import print_table  # noqa: E402
 
 STOCK = "type='ResNet_CIFAR'"
 LEARNABLE = "type='TopoResNetCIFAR', topology=dict(type='learnable'{init})"
@@ -60,6 +62,7 @@ ROWS = {
     'learnable, lambda 0': (LEARNABLE, '', None, True),
     "learnable, edge_grad='mean' (old rule)": (
         LEARNABLE, ", edge_grad='mean'", 1e-2, True),
+    "learnable, edge_grad='rms'": (LEARNABLE, ", edge_grad='rms'", 1e-2, True),
     "learnable, init='uniform'": (LEARNABLE + ':uniform', '', 1e-2, True),
     'learnable, weight decay on edges (no paramwise_cfg)': (
         LEARNABLE, '', 1e-2, False),
@@ -166,7 +169,8 @@ def main():
     for row in args.rows:
         runs = []
         for seed in args.seeds:
-            out = Path(args.work_dir) / f'row{list(ROWS).index(row)}_seed{seed}'
+            slug = re.sub(r'\W+', '_', row).strip('_')
+            out = Path(args.work_dir) / f'{slug}_seed{seed}'
             runs.append(run_one(row, seed, data, args.epochs, out))
             print(row, seed, runs[-1], flush=True)
         edges = [r['edges'] for r in runs if r['edges']]
@@ -179,11 +183,7 @@ def main():
             f'{stats(r["test"] for r in runs)} | '
             f'{per_seed(r["test"] for r in runs)} | '
             f'{failed} / {len(runs)} | {edge_text} |')
-    table = '\n'.join(lines)
-    print('\n' + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + '\n')
+    print_table(lines, args.out)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ from pathlib import Path
 from statistics import mean, pstdev
 
 from mmtopo.datasets import ensure_dataset
+from mmtopo.utils.tables import print_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -238,11 +239,7 @@ def main():
                                 args.heads, out))
             print(name, seed, runs[-1], flush=True)
         lines.append(summary_row(name, runs))
-    table = '\n'.join(lines)
-    print('\n' + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + '\n')
+    print_table(lines, args.out)
 
 
 if __name__ == '__main__':

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_topologies import data_options, train  # noqa: E402
 
 from mmtopo.datasets import ensure_dataset  # noqa: E402
+from mmtopo.utils.tables import print_table  # noqa: E402
 
 BUDGETS = dict(
     dense=dict(lambda_=0.0, lambda_growth=None),  # no budget to grow to
@@ -259,11 +260,7 @@ def main():
                       f'{mean(r["flops"] for r in runs):.3f}x',
                       f'{mean(r["time_ratio"] for r in runs):.3f}x']
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    table = '\n'.join(lines)
-    print('\n' + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + '\n')
+    print_table(lines, args.out)
     if args.plot:
         plot(rows, metric, args.plot, f'{args.task}: learned topologies '
              f'pruned under budgets ({len(args.seeds)} seeds)')

@@ -17,6 +17,7 @@ from pathlib import Path
 from statistics import mean, pstdev
 
 from mmtopo.datasets import ensure_dataset
+from mmtopo.utils.tables import print_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,11 +149,7 @@ def main():
             f'{", ".join(f"{v:.3f}" for v in values)} | {active} | '
             f'{cost[0]} | {cost[1]} | '
             f'{mean(r["s_per_iter"] for r in runs):.3f} |')
-    table = '\n'.join(lines)
-    print('\n' + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + '\n')
+    print_table(lines, args.out)
 
 
 if __name__ == '__main__':
