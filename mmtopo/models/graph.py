@@ -208,8 +208,8 @@ class FanOut(torch.autograd.Function):
         weights); ``source_index``: the node ``i``; ``columns``: its
         consumers; ``values``: their weights as floats; ``dots``: where the
         edge gradients go, keyed ``(i, j)``."""
-        ctx.source_index, ctx.columns, ctx.values = source_index, columns, values
-        ctx.dots = dots
+        ctx.source_index, ctx.columns = source_index, columns
+        ctx.values, ctx.dots = values, dots
         ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(source)
