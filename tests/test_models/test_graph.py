@@ -118,7 +118,9 @@ def check_against_the_plain_formula(name, with_cp, path, edge_grad=None):
                                    msg=f'stage {stage} output')
     channels = {f'layer{s + 1}.edge_weights': o.shape[1]
                 for s, o in enumerate(outs)}
-    divide = dict(rms=math.sqrt, mean=float).get(edge_grad, lambda c: 1.0)
+    # the default is 'rms'
+    divide = dict(rms=math.sqrt, mean=float, sum=lambda c: 1.0)[
+        edge_grad or 'rms']
     for key, expected in ref.items():
         if key in channels:  # the edges' reduction over the channels
             expected = expected / divide(channels[key])
@@ -134,7 +136,7 @@ def check_against_the_plain_formula(name, with_cp, path, edge_grad=None):
 @pytest.mark.parametrize('with_cp', [False, True])
 @pytest.mark.parametrize('name', sorted(TOPOLOGIES))
 def test_matches_the_plain_formula_in_float64(name, with_cp, path):
-    """The default: edges get their true gradient."""
+    """The default: edges get their true gradient divided by sqrt(C)."""
     check_against_the_plain_formula(name, with_cp, path)
 
 

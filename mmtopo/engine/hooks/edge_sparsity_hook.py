@@ -36,11 +36,13 @@ class EdgeSparsityHook(Hook):
     (``accumulative_counts``), not when an AMP loss scaler skips a step, and
     identically on every DDP rank.
 
-    Under SGD an edge steps by ``lr`` times its gradient (the true one by
-    default; see ``edge_grad`` in :mod:`mmtopo.models.graph`) and the
-    threshold ``lr * lambda`` is on that same scale: an edge is pruned when
-    that gradient stays below ``lambda`` in magnitude. The edges into a
-    stage's output node keep their overall scale (``keep_output_scale``).
+    Under SGD an edge steps by ``lr`` times its gradient (by default the
+    true one divided by ``sqrt(C)``; see ``edge_grad`` in
+    :mod:`mmtopo.models.graph`) and the threshold ``lr * lambda`` is on that
+    same scale: an edge is pruned when that gradient stays below ``lambda``
+    in magnitude, i.e. its true gradient below ``lambda * sqrt(C)``. The
+    edges into a stage's output node keep their overall scale
+    (``keep_output_scale``).
     Stages whose edges do not train (``frozen_stages``) are left alone and
     not counted.
 

@@ -26,7 +26,7 @@ TopologySpec = Union[dict, Sequence[dict]]
 
 def rewire_stages(backbone: nn.Module, names: Sequence[str],
                   topology: TopologySpec, graph_mismatch: str,
-                  edge_grad: str = 'sum') -> None:
+                  edge_grad: str = 'rms') -> None:
     """Replace each stage ``getattr(backbone, name)`` by a stage graph of its
     blocks, with one topology spec for all stages or one per stage."""
     layers = [getattr(backbone, name) for name in names]
@@ -56,9 +56,9 @@ class TopoMixin:
             (``'error'``), or, on purpose, adapted to this graph with a
             report of the edges dropped (``'adapt'``; see
             :class:`~mmtopo.models.graph.StageGraph`).
-        edge_grad: the edges' gradient, ``'sum'`` (the true gradient,
-            default), ``'rms'`` (divided by ``sqrt(C)``) or ``'mean'``
-            (divided by ``C``, this project's earlier rule); see
+        edge_grad: the edges' gradient, ``'rms'`` (the true gradient
+            divided by ``sqrt(C)``, default), ``'sum'`` (the true gradient)
+            or ``'mean'`` (divided by ``C``, this project's first rule); see
             :mod:`mmtopo.models.graph`.
         norm_eval: defaults to False as in mmpretrain (detection configs set
             True explicitly); the other arguments are the stock class's.
@@ -68,7 +68,7 @@ class TopoMixin:
                  *args,
                  topology: TopologySpec = dict(type='residual'),
                  graph_mismatch: str = 'error',
-                 edge_grad: str = 'sum',
+                 edge_grad: str = 'rms',
                  norm_eval: bool = False,
                  **kwargs):
         super().__init__(*args, norm_eval=norm_eval, **kwargs)
