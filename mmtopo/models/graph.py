@@ -42,7 +42,7 @@ kept the accuracy but left the edges ``sqrt(C)`` = 4-45 times slower
 than ``'rms'`` at ``C`` = 16-2048: a trained graph was its init minus the
 sparsity step's shrinkage, and a block made to add noise kept 0.6 of its
 out-edges' weight; ``'rms'`` matched the stock accuracy on held-out images
-and cut that block's out-edges to 0.14-0.18 in 200 iterations. As a fixed
+and cut that block's out-edges to 0.08-0.20 in 300 iterations. As a fixed
 diagonal preconditioner the rule changes the step under SGD only
 (Adam-style optimizers normalise it away). The sparsity hook's threshold
 ``lr * lambda`` is on the scale of the step as taken: an edge is pruned
