@@ -217,6 +217,11 @@ def test_amp_skipped_step_applies_nothing():
     assert (edges[1.0] != edges[0.0]).all()
 
 
+# the true edge gradient: within five steps at lambda 0.5 the hook prunes
+# some edges and keeps the others (the default 'rms' step prunes none yet)
+DDP_BACKBONE = dict(edge_grad='sum')
+
+
 def _ddp_worker(rank, world_size, port, out_dir, lam):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     bind_gloo_to_loopback()
@@ -224,7 +229,7 @@ def _ddp_worker(rank, world_size, port, out_dir, lam):
         'gloo', rank=rank, world_size=world_size,
         timeout=datetime.timedelta(seconds=120))
     torch.manual_seed(0)
-    model = ToyClassifier()
+    model = ToyClassifier(**DDP_BACKBONE)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
     hook = EdgeSparsityHook(lambda_=lam)
@@ -243,7 +248,7 @@ def _averaged_steps(lam, iters=5):
     """What DDP computes, in one process: each step, the gradients of the
     two ranks' batches averaged, then SGD and the hook's proximal step."""
     torch.manual_seed(0)
-    model = ToyClassifier()
+    model = ToyClassifier(**DDP_BACKBONE)
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.2))
     hook = EdgeSparsityHook(lambda_=lam)
     runner = fake_runner(model, wrapper)
