@@ -29,7 +29,8 @@ from typing import Optional
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_stability import CIFAR, edge_range, library_train_py  # noqa: E402
+from check_stability import (CIFAR, edge_range, edge_summary,  # noqa: E402
+                             library_train_py)
 
 from mmtopo.datasets.digits import export_digits  # noqa: E402
 from mmtopo.utils.tables import print_table  # noqa: E402
@@ -184,16 +185,12 @@ def main():
             out = Path(args.work_dir) / f'{slug}_seed{seed}'
             runs.append(run_one(row, seed, data, args.epochs, out))
             print(row, seed, runs[-1], flush=True)
-        edges = [r['edges'] for r in runs if r['edges']]
-        edge_text = '-' if not edges else (
-            f'[{min(e[0] for e in edges):.2f}, {max(e[1] for e in edges):.2f}]'
-            f', {mean(e[2] for e in edges):.2f}')
         failed = sum(r['returncode'] != 0 or r['test'] is None for r in runs)
         lines.append(
             f'| {row} | {stats(r["val"] for r in runs)} | '
             f'{stats(r["test"] for r in runs)} | '
             f'{per_seed(r["test"] for r in runs)} | '
-            f'{failed} / {len(runs)} | {edge_text} |')
+            f'{failed} / {len(runs)} | {edge_summary(runs, digits=2)} |')
     print_table(lines, args.out)
 
 

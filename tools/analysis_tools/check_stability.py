@@ -195,17 +195,23 @@ def run_one(task: str, name: str, seed: int, data: str, lambda_: float,
                 edges=edge_range(work_dir) if name == 'learnable' else None)
 
 
+def edge_summary(runs: list, digits: int = 3) -> str:
+    """``[min, max], active <ratio>`` of the runs' learned edges
+    (:func:`edge_range`), or ``-`` when no run has any."""
+    edges = [r['edges'] for r in runs if r['edges']]
+    if not edges:
+        return '-'
+    return (f'[{min(e[0] for e in edges):.{digits}f}, '
+            f'{max(e[1] for e in edges):.{digits}f}], active '
+            f'{mean(e[2] for e in edges):.2f}')
+
+
 def summary_row(name: str, runs: list) -> str:
     values = [r['metric'] for r in runs]
-    edges = [r['edges'] for r in runs if r['edges']]
-    edge_text = '-'
-    if edges:
-        edge_text = (f'[{min(e[0] for e in edges):.3f}, '
-                     f'{max(e[1] for e in edges):.3f}], active '
-                     f'{mean(e[2] for e in edges):.2f}')
     return (f'| {name} | {sum(r["diverged"] for r in runs)} / {len(runs)} | '
             f'{mean(values):.3f} ± {pstdev(values):.3f} | '
-            f'{", ".join(f"{v:.3f}" for v in values)} | {edge_text} |')
+            f'{", ".join(f"{v:.3f}" for v in values)} | '
+            f'{edge_summary(runs)} |')
 
 
 def main():
