@@ -529,14 +529,21 @@ def test_lambda_growth_continues_from_the_message_hub():
     torch.manual_seed(0)
     model = ToyClassifier()
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    runner = fake_runner(model, wrapper)
     saved = MessageHub.get_instance('saved')
     saved.update_info('topo/lambda_scale', 4.0)
+    # resumed at iteration 100: the growth continues
+    runner = fake_runner(model, wrapper, 100)
     runner.message_hub.load_state_dict(saved.state_dict())
     hook.before_train(runner)
     hook.before_train_iter(runner, 0)
     assert hook._lambda_now == 2.0
     assert hook.flops_ratio() == 1.0
+    # from iteration 0 (a load_from run, whatever its hub holds): afresh
+    runner = fake_runner(model, wrapper, 0)
+    runner.message_hub.load_state_dict(saved.state_dict())
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    assert hook._lambda_now == 0.5
 
 
 def test_edges_no_optimizer_holds_are_an_error():
@@ -786,7 +793,7 @@ def test_no_budget_logic_outside_the_schedule():
     for it in range(5):
         hook.before_train_iter(runner, it)
         assert hook._lambda_now == 0.0 and not hook._hold
-    assert runner.message_hub.get_info('topo/lambda_scale') is None
+    assert runner.message_hub.get_info('topo/lambda_scale') == 1.0  # not grown
     x, y = batch()
     wrapper.backward(model(x, y, mode='loss')['loss'])
     sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
@@ -965,6 +972,31 @@ def test_edge_shifts_split_the_net_change_into_optimizer_and_hook():
     assert stats['prox_shift'] == 0.0
     assert stats['grad_shift'] == pytest.approx(
         float((masked_edges(model) - start).abs().mean()), rel=1e-6)
+
+
+def test_a_new_run_in_the_same_second_starts_afresh(tmp_path, monkeypatch):
+    # mmengine names a run's message hub by its start time, in seconds, so
+    # two runs started in the same second share one hub (as fast machines
+    # do in this suite); the second run must not inherit the first's record
+    # of edge shifts nor touch it
+    import time
+    monkeypatch.setattr(time, 'strftime', lambda *args: '20260101_000000')
+    hooks = [dict(type='EdgeSparsityHook', lambda_=0.05, interval=5)]
+    first = toy_runner(tmp_path / 'a', max_iters=10, hooks=hooks)
+    first.train()
+    first_hook = [h for h in first.hooks
+                  if isinstance(h, EdgeSparsityHook)][0]
+    first_record = first_hook._prox_shift['backbone.layer1'].clone()
+    second = toy_runner(tmp_path / 'b', max_iters=10, hooks=hooks)
+    assert second.message_hub is first.message_hub
+    second.train()
+    hook = [h for h in second.hooks if isinstance(h, EdgeSparsityHook)][0]
+    for key in ('backbone.layer1', 'backbone.layer2'):
+        assert float(hook._prox_shift[key][0, 1]) == pytest.approx(
+            -10 * 0.02 * 0.05, rel=1e-4)
+    # and the first hook's record was not touched by the second run
+    assert torch.equal(first_hook._prox_shift['backbone.layer1'],
+                       first_record)
 
 
 def test_edge_shifts_are_logged_and_continue_on_resume(tmp_path):

@@ -184,11 +184,17 @@ class EdgeSparsityHook(Hook):
         self._stages = [(name, m) for name, m in model.named_modules()
                         if isinstance(m, StageGraph) and m.learnable
                         and m.edge_weights.requires_grad]
-        # the budget's growth so far: in the message hub's runtime info, so
-        # a resumed run continues it and a load_from run starts afresh
+        # the budget's growth and the edges' record so far live in the
+        # message hub's runtime info, which checkpoints carry: a resumed run
+        # continues them, any run from iteration 0 (new, or load_from)
+        # starts afresh. The hub is read only on resume because mmengine
+        # shares one hub between runners of the same experiment name, so a
+        # second run started in the same second would inherit the first's.
+        resumed = runner.iter > 0
         self._lambda_scale = runner.message_hub.get_info(
-            LAMBDA_SCALE_KEY, 1.0)
-        self._track_shifts(runner.message_hub)
+            LAMBDA_SCALE_KEY, 1.0) if resumed else 1.0
+        runner.message_hub.update_info(LAMBDA_SCALE_KEY, self._lambda_scale)
+        self._track_shifts(runner.message_hub, resumed)
         if not self._stages:
             runner.logger.warning(
                 'EdgeSparsityHook: the model has no trainable edge weights '
@@ -264,19 +270,20 @@ class EdgeSparsityHook(Hook):
                    self._costs)
         return left / sum(costs.total for _, costs in self._costs)
 
-    def _track_shifts(self, hub) -> None:
+    def _track_shifts(self, hub, resumed: bool) -> None:
         """Start (or, on resume, continue) the record of how far the edges
         have moved and by whom; kept in the message hub's runtime info,
         which checkpoints carry."""
-        origin = hub.get_info(EDGE_ORIGIN_KEY) or {}
-        prox = hub.get_info(EDGE_PROX_KEY) or {}
+        origin = (hub.get_info(EDGE_ORIGIN_KEY) or {}) if resumed else {}
+        prox = (hub.get_info(EDGE_PROX_KEY) or {}) if resumed else {}
         self._origin, self._prox_shift = {}, {}
         self._names = {id(stage): name for name, stage in self._stages}
         for name, stage in self._stages:
             weights = stage.edge_weights.detach()
             if name in origin and origin[name].shape == weights.shape:
-                self._origin[name] = origin[name].to(weights)
-                self._prox_shift[name] = prox[name].to(weights)
+                # copies: the loaded tensors may be another hook's
+                self._origin[name] = origin[name].to(weights, copy=True)
+                self._prox_shift[name] = prox[name].to(weights, copy=True)
             else:  # a new run, or a load_from of another model: start here
                 self._origin[name] = weights.clone()
                 self._prox_shift[name] = torch.zeros_like(weights)
