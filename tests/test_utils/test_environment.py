@@ -190,7 +190,8 @@ def test_installs_into_an_existing_environment_without_touching_it(
 
 
 def _doc_files():
-    return [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md'))]
+    return [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md')),
+            *sorted((REPO / 'configs').rglob('README.md'))]
 
 
 def _anchor(header: str) -> str:
