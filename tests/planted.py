@@ -166,7 +166,7 @@ def channel_model(seed: int, half: int = 16) -> nn.Module:
     half of the channels (noisy in the second), node 2 the other way
     round, both summed into the output node 3; a linear head on the pooled
     output. Which of edges 1->3 and 2->3 the task needs is planted."""
-    from mmtopo.models.graph import StageGraph
+    from mmtopo.models.layers import StageGraph
     from mmtopo.models.topology import build_stage_topology
     torch.manual_seed(seed)
     topology = build_stage_topology(

@@ -1,7 +1,7 @@
 from .backbones import (TopoMixin, TopoMobileNetV2, TopoRegNet, TopoRes2Net,
                         TopoResNet, TopoResNetCIFAR, TopoResNeXt,
                         TopoResNetV1d, rewire_stages)
-from .graph import StageGraph, WeightedSum, weighted_sum
+from .layers import StageGraph, WeightedSum, weighted_sum
 from .topology import StageTopology, build_stage_topology, build_topologies
 
 __all__ = [

@@ -4,7 +4,7 @@ A stage of ``n`` blocks is a DAG on nodes ``0 .. n`` (``n`` is the output
 node). An edge ``(i, j)`` always runs from a lower to a higher index, so every
 edge set here is acyclic by construction. The topology types only decide the
 edge mask, the initial weights and whether the weights are learnable; the
-aggregation itself lives in :class:`mmtopo.models.graph.StageGraph`.
+aggregation itself lives in :class:`mmtopo.models.layers.StageGraph`.
 """
 import inspect
 import logging

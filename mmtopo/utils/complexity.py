@@ -49,7 +49,7 @@ def count_flops(model: torch.nn.Module, inputs: tuple) -> int:
 def densified(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``model`` with every learnable edge at 1: the dense graph
     the FLOPs budgets are fractions of (fixed graphs stay as built)."""
-    from ..models.graph import StageGraph
+    from ..models.layers import StageGraph
     dense = copy.deepcopy(model)
     with torch.no_grad():
         for stage in dense.modules():

@@ -16,8 +16,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmtopo.models import TopoResNet
-from mmtopo.models.graph import (EdgeGradients, FanOut, WeightedSum,
-                                 edge_grad_scale, weighted_sum)
+from mmtopo.models.layers import (EdgeGradients, EdgeSink, FanOut,
+                                 WeightedSum, edge_grad_scale, weighted_sum)
 
 # depth 34: stages of 3/4/6/3 blocks, so nodes have up to 6 weighted inputs
 DEPTH = 34
@@ -170,9 +170,9 @@ def test_an_unknown_edge_grad_is_named():
 
 def fan_out(w, i, columns, values, y, grad_scale=1.0):
     """Node ``i``'s fan-out, with ``w`` as the stage's edge weights."""
-    dots = {}
-    edges = EdgeGradients.apply(w, dots, grad_scale)
-    return FanOut.apply(edges, i, columns, values, dots, y)
+    sink = EdgeSink(grad_scale)
+    edges, = EdgeGradients.apply([sink], w)
+    return FanOut.apply(edges, i, columns, values, sink.dots, y)
 
 
 def test_fan_out_and_weighted_sum_gradcheck():
@@ -182,10 +182,9 @@ def test_fan_out_and_weighted_sum_gradcheck():
 
     def two_nodes(w, *ys):
         values = w.detach().tolist()
-        dots = {}
-        # the true gradient: scale 1 (edge_grad='sum')
-        edges = EdgeGradients.apply(w, dots, 1.0)
-        parts = [FanOut.apply(edges, i, [0, 1], values[i], dots, y)
+        sink = EdgeSink()  # the true gradient: scale 1 (edge_grad='sum')
+        edges, = EdgeGradients.apply([sink], w)
+        parts = [FanOut.apply(edges, i, [0, 1], values[i], sink.dots, y)
                  for i, y in enumerate(ys)]
         return tuple(
             WeightedSum.apply([row[j] for row in values],
@@ -342,7 +341,7 @@ def test_without_gradients_a_block_that_reaches_nothing_is_not_run():
 def test_a_block_input_is_rebuilt_in_backward_not_kept():
     """The summed input of a block is not saved for backward: autograd
     keeps its recipe (inputs and weights) and rebuilds it when needed."""
-    from mmtopo.models import graph
+    from mmtopo.models.layers import edge_functions as graph
     model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
                        topology=dict(type='learnable', init='uniform'),
                        out_indices=(3, ))
@@ -429,7 +428,7 @@ def test_a_removed_block_cannot_be_indexed_and_block_shapes_are_checked():
 def test_stage_graph_built_directly_checks_its_arguments():
     from mmdet.models.backbones.resnet import BasicBlock
 
-    from mmtopo.models.graph import StageGraph
+    from mmtopo.models.layers import StageGraph
     from mmtopo.models.topology import build_stage_topology
     blocks = [BasicBlock(4, 4), BasicBlock(4, 4)]
     stage = StageGraph(blocks, build_stage_topology(
@@ -493,6 +492,30 @@ def count_host_reads(forward):
     with mock.patch.object(torch.Tensor, 'tolist', spy):
         forward()
     return reads
+
+
+def test_the_backbone_assembles_its_edge_gradients_once():
+    """All stages' edge gradients come out of one stack, each exactly what
+    the stage computes when called alone (its own EdgeGradients); a stage
+    whose output the loss does not use gets no gradient, as an unused
+    parameter does."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
+                       topology=dict(type='learnable', init='uniform'))
+    random_signed_weights(model)
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    outs = model(x)
+    (outs[1].square().mean() + outs[0].mean()).backward()
+    together = [s.edge_weights.grad for s in model.stages]
+    assert together[2] is None and together[3] is None
+    model.zero_grad(set_to_none=True)
+    stem = model.maxpool(model.relu(model.norm1(model.conv1(x))))
+    first = model.layer1(stem)
+    (model.layer2(first).square().mean() + first.mean()).backward()
+    for shared, alone in zip(together[:2], model.stages[:2]):
+        torch.testing.assert_close(shared, alone.edge_weights.grad,
+                                   rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('mode', ['train', 'eval'])
@@ -656,7 +679,7 @@ def test_dot_of_any_two_layouts_is_the_sum_of_products():
     """Dense operands of one layout are read in place; a broadcast
     gradient (that of a ``.mean()``) or mixed layouts still give the exact
     sum of products."""
-    from mmtopo.models.graph import _dot, _flat
+    from mmtopo.models.layers.edge_functions import _dot, _flat
     torch.manual_seed(0)
     a = torch.randn(2, 3, 4, 5, dtype=torch.float64)
     b = torch.randn(2, 3, 4, 5, dtype=torch.float64)
@@ -679,7 +702,7 @@ def test_is_compiling_falls_back_to_dynamo_before_torch_2_3():
     then asks ``torch._dynamo``, and a forward takes the path it names."""
     import types
 
-    from mmtopo.models import graph
+    from mmtopo.models import layers as graph
     old_api = types.SimpleNamespace(compile=torch.compile)  # 2.1's names
     model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
                        topology=dict(type='learnable', init='uniform'))

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from mmdet.models.backbones.resnet import BasicBlock
 
 from mmtopo.models import TopoResNet
-from mmtopo.models.graph import EDGE_GRADS, StageGraph
+from mmtopo.models.layers import EDGE_GRADS, StageGraph
 from mmtopo.models.topology import build_stage_topology
 
 settings.register_profile(
@@ -94,7 +94,7 @@ def make_stage(blocks, edges, weights, removed, learnable, with_cp,
 
 
 def plain_formula(stage, x):
-    """The stage output by the formula in the module notes."""
+    """The stage output by the formula of StageGraph's docstring."""
     w, values = stage.edge_weights, stage.edge_weights.detach()
     last = len(stage)
     ys = {0: stage[0](x)}
@@ -136,13 +136,16 @@ def traced(stage):
 
 
 def check_stage(blocks, edges, weights, removed, learnable, training,
-                with_cp, edge_grad, path='fused'):
+                with_cp, edge_grad, path='fused', channels_last=False):
     """Outputs and every gradient of ``path`` against the formula."""
     stage = make_stage(blocks, edges, weights, removed, learnable, with_cp,
                        edge_grad)
     stage.train(training)
     x = torch.randn(2, CHANNELS, 5, 5, dtype=torch.float64,
                     generator=torch.Generator().manual_seed(2))
+    if channels_last:
+        stage = stage.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
     want_out, want = run(stage, lambda inp: plain_formula(stage, inp), x)
     forward = stage if path == 'fused' else traced(stage)
     got_out, got = run(stage, forward, x)
@@ -163,10 +166,11 @@ CASES = dict(graph=stage_graphs(), learnable=st.booleans(),
              edge_grad=st.sampled_from(EDGE_GRADS))
 
 
-@given(**CASES)
+@given(**CASES, channels_last=st.booleans())
 def test_fused_stage_is_the_formula(graph, learnable, training, with_cp,
-                                    edge_grad):
-    check_stage(*graph, learnable, training, with_cp, edge_grad)
+                                    edge_grad, channels_last):
+    check_stage(*graph, learnable, training, with_cp, edge_grad,
+                channels_last=channels_last)
 
 
 @given(**CASES)
@@ -187,23 +191,49 @@ def _recompute_ignoring_weights(packed):
     return sum(inputs[1:], inputs[0].clone())
 
 
-# A stage where every node sums inputs of weights that are not 1.
-PLANTED_CASE = (4, [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (1, 4), (3, 4)],
-                [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6], [])
+def _unflat_ignoring_layout(flat, like):
+    return flat.view(like.shape)
 
 
-@pytest.mark.parametrize('bug, target', [
-    ('weights treated as 1', 'mmtopo.models.graph.weighted_sum'),
-    ('the recompute ignoring weights', 'mmtopo.models.graph._unpack'),
-])
-def test_the_properties_catch_planted_bugs(bug, target):
-    """The property check fails on each bug the reference tests catch."""
-    check_stage(*PLANTED_CASE, True, True, False, 'sum')  # right as it is
-    replacement = (_weights_as_ones if target.endswith('weighted_sum')
-                   else _recompute_ignoring_weights)
+def _index_in_order(columns, device):
+    return torch.arange(len(columns), device=device)
+
+
+def _stack_reversed(grads, source):
+    rows = [g.reshape(-1) for g in grads]
+    return torch.stack(rows[::-1])
+
+
+# A stage whose nodes sum inputs of weights that are not 1, and whose
+# sources feed several consumers, adjacent (node 0: nodes 1-3; node 2:
+# nodes 3, 4) and not (node 1: nodes 2, 4), so the stacked backward runs
+PLANTED_CASE = (4, [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (1, 4), (3, 4),
+                    (2, 4)],
+                [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6, 0.8], [])
+PLANTED_BUGS = {
+    'weights treated as 1':
+    ('mmtopo.models.layers.edge_functions.weighted_sum', _weights_as_ones, False),
+    'the recompute ignoring weights':
+    ('mmtopo.models.layers.edge_functions._unpack', _recompute_ignoring_weights, False),
+    'stacked gradients read in the wrong layout':
+    ('mmtopo.models.layers.edge_functions._unflat', _unflat_ignoring_layout, True),
+    'the wrong weights of non-adjacent consumers':
+    ('mmtopo.models.layers.edge_functions._index', _index_in_order, False),
+    'stacked gradients out of order':
+    ('mmtopo.models.layers.edge_functions._stack_flat', _stack_reversed, False),
+}
+
+
+@pytest.mark.parametrize('bug', sorted(PLANTED_BUGS))
+def test_the_properties_catch_planted_bugs(bug):
+    """The property check fails on each planted bug."""
+    target, replacement, channels_last = PLANTED_BUGS[bug]
+    check_stage(*PLANTED_CASE, True, True, False, 'sum',
+                channels_last=channels_last)  # right as it is
     with mock.patch(target, replacement):
         with pytest.raises(AssertionError):
-            check_stage(*PLANTED_CASE, True, True, False, 'sum')
+            check_stage(*PLANTED_CASE, True, True, False, 'sum',
+                        channels_last=channels_last)
 
 
 # ResNet-34's stages: 3, 4, 6 and 3 blocks

@@ -8,7 +8,7 @@ from mmengine.registry import MODELS as ROOT_MODELS
 
 from mmtopo.models import (TopoResNet, TopoResNetCIFAR, TopoResNeXt,
                            TopoResNetV1d)
-from mmtopo.models.graph import StageGraph
+from mmtopo.models.layers import StageGraph
 from tests.helpers import (check_norm_state, check_outputs_match,
                            check_same_seed_init, check_stock_checkpoint_loads,
                            check_with_cp_gradients)
@@ -175,7 +175,7 @@ def test_graph_mismatch_adapt_loads_a_learned_checkpoint_into_its_pruning():
         {k: v for k, v in state.items() if 'edge_' not in k}, strict=False)
     adapted = TopoResNet(depth=34, base_channels=8, stem_channels=8,
                          topology=specs, graph_mismatch='adapt')
-    with mock.patch('mmtopo.models.graph.print_log') as log:
+    with mock.patch('mmtopo.models.layers.stage_graph.print_log') as log:
         result = adapted.load_state_dict(state, strict=False)
     assert not result.missing_keys
     removed = tuple(f'layer{s + 1}.{k}.' for s, spec in enumerate(specs)
@@ -215,7 +215,7 @@ def test_graph_mismatch_adapt_reports_exactly_what_changed():
                           (0, 1), (1, 2), (2, 3), (1, 3)],
                           weights=[1., 1., 1., 0.5]), LEARNABLE, LEARNABLE,
                           LEARNABLE], graph_mismatch='adapt')
-    with mock.patch('mmtopo.models.graph.print_log') as log:
+    with mock.patch('mmtopo.models.layers.stage_graph.print_log') as log:
         ours.load_state_dict(theirs.state_dict())
     (report, ), kwargs = log.call_args
     assert report == (

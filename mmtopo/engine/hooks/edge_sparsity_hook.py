@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
-from ...models.graph import StageGraph
+from ...models.layers import StageGraph
 from ...models.topology import widest_path_edges
 from ...registry import register_hook
 from ...utils.complexity import BackboneCosts
@@ -38,7 +38,7 @@ class EdgeSparsityHook(Hook):
 
     Under SGD an edge steps by ``lr`` times its gradient (by default the
     true one divided by ``sqrt(C)``; see ``edge_grad`` in
-    :mod:`mmtopo.models.graph`) and the threshold ``lr * lambda`` is on that
+    :mod:`mmtopo.models.layers.edge_functions`) and the threshold ``lr * lambda`` is on that
     same scale: an edge is pruned when that gradient stays below ``lambda``
     in magnitude, i.e. its true gradient below ``lambda * sqrt(C)``. The
     edges into a stage's output node keep their overall scale

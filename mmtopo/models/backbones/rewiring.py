@@ -7,7 +7,7 @@ The stock mmdet class builds everything first, so the stem, the blocks,
 ``frozen_stages``, ``norm_eval``, ``with_cp`` and ``init_cfg`` behave as in
 the stock backbone and parameter names match its checkpoints. Then every
 stage named by :meth:`TopoMixin.stage_layers` is replaced by a
-:class:`~mmtopo.models.graph.StageGraph` holding the same blocks: node 0 is
+:class:`~mmtopo.models.layers.StageGraph` holding the same blocks: node 0 is
 the first block, nodes ``1..n-1`` the others, node ``n`` the stage output.
 
 A family is a thin class that puts :class:`TopoMixin` before the stock class
@@ -18,7 +18,7 @@ from typing import Dict, List, Sequence, Union
 
 from torch import nn
 
-from ..graph import StageGraph, edge_values_read, is_compiling
+from ..layers import StageGraph, edge_values_read, is_compiling
 from ..topology import build_topologies, prune_graph, widest_path
 
 TopologySpec = Union[dict, Sequence[dict]]
@@ -55,11 +55,11 @@ class TopoMixin:
         graph_mismatch: loading a checkpoint of another graph is an error
             (``'error'``), or, on purpose, adapted to this graph with a
             report of the edges dropped (``'adapt'``; see
-            :class:`~mmtopo.models.graph.StageGraph`).
+            :class:`~mmtopo.models.layers.StageGraph`).
         edge_grad: the edges' gradient, ``'rms'`` (the true gradient
             divided by ``sqrt(C)``, default), ``'sum'`` (the true gradient)
             or ``'mean'`` (divided by ``C``, this project's first rule); see
-            :mod:`mmtopo.models.graph`.
+            :mod:`mmtopo.models.layers`.
         norm_eval: defaults to False as in mmpretrain (detection configs set
             True explicitly); the other arguments are the stock class's.
     """

@@ -1,0 +1,13 @@
+"""The stage graph and what it is made of, one job a module: the autograd
+functions of the weighted sums, the stage module, the traced path."""
+from .edge_functions import (EDGE_GRADS, EdgeGradients, EdgeSink, FanOut,
+                             WeightedSum, edge_grad_scale, recompute_sums,
+                             weighted_sum)
+from .stage_graph import GRAPH_MISMATCH, StageGraph, edge_values_read
+from .traceable import is_compiling, traceable_forward
+
+__all__ = [
+    'EDGE_GRADS', 'EdgeGradients', 'EdgeSink', 'FanOut', 'GRAPH_MISMATCH',
+    'StageGraph', 'WeightedSum', 'edge_grad_scale', 'edge_values_read',
+    'is_compiling', 'recompute_sums', 'traceable_forward', 'weighted_sum'
+]
