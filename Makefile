@@ -4,7 +4,7 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test test-slow demo setup env benchmark stability mutation freeze
+.PHONY: test test-slow test-compat demo setup env benchmark stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
@@ -18,6 +18,16 @@ test: $(READY)
 ## make test-slow: the tests marked slow (torch.compile'd training runs)
 test-slow: $(READY)
 	$(PY) -m pytest tests -q -m slow
+
+## make test-compat: the fast model, engine and utils tests on the oldest
+## supported stack (requirements/compat/: torch 2.1.2, mmengine 0.8.3), in a
+## second venv, .venv-compat/ (its mmcv wheel is cached like the main one)
+COMPAT_READY := .venv-compat/.mmtopo-ready
+$(COMPAT_READY): $(SETUP_INPUTS) $(wildcard requirements/compat/*.txt)
+	bash tools/setup_env.sh --compat
+
+test-compat: $(COMPAT_READY)
+	.venv-compat/bin/python -m pytest tests/test_models tests/test_engine tests/test_utils -q
 
 ## make demo: toy COCO set -> Faster R-CNN with learnable topology -> COCO mAP
 demo: $(READY)

@@ -12,6 +12,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 REPO = Path(__file__).resolve().parents[1]
 
 
+def as_if_compiling():
+    """A patch under which mmtopo's ``is_compiling`` says True, so a forward
+    takes the path ``torch.compile`` traces, run eagerly. It patches the
+    check mmtopo asks: ``torch.compiler.is_compiling`` from torch 2.3,
+    ``torch._dynamo.is_compiling`` before."""
+    from unittest import mock
+    target = ('torch.compiler.is_compiling' if hasattr(
+        torch.compiler, 'is_compiling') else 'torch._dynamo.is_compiling')
+    return mock.patch(target, return_value=True)
+
+
 def check_norm_state(modules, train_state: bool) -> bool:
     """True if every BatchNorm among ``modules`` is in ``train_state``."""
     return all(m.training == train_state for mod in modules

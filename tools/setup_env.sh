@@ -11,10 +11,23 @@
 #   MMTOPO_CACHE  where the built mmcv wheel is kept (default ~/.cache/mmtopo)
 #   FORCE_CUDA=1  build mmcv's CUDA ops as well (needs nvcc and a CUDA torch);
 #                 the default follows torch.cuda.is_available().
+#
+# With --compat it builds .venv-compat/ instead, holding the oldest supported
+# stack (requirements/compat/: torch 2.1, mmengine 0.8.3), for make test-compat.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 VENV=.venv
+TORCH_REQS=requirements/torch.txt
+CONSTRAINTS=requirements/constraints.txt
+if [ "${1:-}" = "--compat" ]; then
+    VENV=.venv-compat
+    TORCH_REQS=requirements/compat/torch.txt
+    CONSTRAINTS=requirements/compat/constraints.txt
+elif [ -n "${1:-}" ]; then
+    echo "usage: $0 [--compat]" >&2
+    exit 2
+fi
 STAMP=$VENV/.mmtopo-ready
 PY=$VENV/bin/python
 CACHE=${MMTOPO_CACHE:-$HOME/.cache/mmtopo}
@@ -43,7 +56,7 @@ step "$CURRENT"
 "${PIP[@]}" --upgrade "pip>=24" "setuptools>=77,<81" wheel ninja
 done_step
 
-CURRENT="torch + torchvision (requirements/torch.txt)"
+CURRENT="torch + torchvision ($TORCH_REQS)"
 step "$CURRENT"
 TORCH_CHECK="import torch, torchvision
 torchvision.ops.nms(torch.rand(2, 4), torch.rand(2), 0.5)"
@@ -52,8 +65,9 @@ if ! "$PY" -c "$TORCH_CHECK" 2>/dev/null; then
     # torch file (a '+cpu' local version, which pip prefers), and no
     # torchvision exists for it).
     PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= \
-        "${PIP[@]}" --force-reinstall --no-deps -r requirements/torch.txt
-    PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= "${PIP[@]}" -r requirements/torch.txt
+        "${PIP[@]}" --force-reinstall --no-deps -r "$TORCH_REQS"
+    PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= "${PIP[@]}" -r "$TORCH_REQS" \
+        -c "$CONSTRAINTS"
     "$PY" -c "$TORCH_CHECK"
 fi
 done_step
@@ -75,7 +89,7 @@ EOF
         tmp=$(mktemp -d)
         MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
             "$PY" -m pip wheel --no-build-isolation --no-deps --quiet \
-            -w "$tmp" mmcv==2.1.0
+            --no-cache-dir -w "$tmp" mmcv==2.1.0
         mv "$tmp"/mmcv-2.1.0-*.whl "$wheel_dir"/
         rm -rf "$tmp"
     fi
@@ -85,7 +99,7 @@ done_step
 
 CURRENT="runtime, classification and test requirements"
 step "$CURRENT"
-"${PIP[@]}" -r requirements.txt -r requirements/tests.txt -c requirements/constraints.txt
+"${PIP[@]}" -r requirements.txt -r requirements/tests.txt -c "$CONSTRAINTS"
 done_step
 
 CURRENT="mmtopo in editable mode"

@@ -18,6 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmtopo.models import TopoResNet
 from mmtopo.models.layers import (EdgeGradients, EdgeSink, FanOut,
                                  WeightedSum, edge_grad_scale, weighted_sum)
+from tests.helpers import as_if_compiling
 
 # depth 34: stages of 3/4/6/3 blocks, so nodes have up to 6 weighted inputs
 DEPTH = 34
@@ -91,7 +92,7 @@ def traced(model):
     """The model's forward as ``torch.compile`` sees it (no host reads:
     :meth:`StageGraph.forward_traceable`), run eagerly."""
     def forward(x):
-        with mock.patch('torch.compiler.is_compiling', return_value=True):
+        with as_if_compiling():
             return model(x)
     return forward
 

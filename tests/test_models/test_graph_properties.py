@@ -35,6 +35,7 @@ from mmdet.models.backbones.resnet import BasicBlock
 from mmtopo.models import TopoResNet
 from mmtopo.models.layers import EDGE_GRADS, StageGraph
 from mmtopo.models.topology import build_stage_topology
+from tests.helpers import as_if_compiling
 
 settings.register_profile(
     'fast', max_examples=40, deadline=None,
@@ -130,7 +131,7 @@ def run(stage, forward, x, seed=1):
 
 def traced(stage):
     def forward(x):
-        with mock.patch('torch.compiler.is_compiling', return_value=True):
+        with as_if_compiling():
             return stage(x)
     return forward
 

@@ -13,6 +13,7 @@ from ...models.layers import StageGraph
 from ...models.topology import widest_path_edges
 from ...registry import register_hook
 from ...utils.complexity import BackboneCosts
+from .step_callback import StepCallback
 
 # message hub runtime info, kept on resume: lambda's growth under a budget,
 # and each stage's edges at the start of training and what the proximal
@@ -31,16 +32,17 @@ class EdgeSparsityHook(Hook):
     This is the proximal step of ``lambda * sum |w|`` (sparse structure
     selection), so pruned edges become exact zeros. ``lr`` is the current
     learning rate of the parameter group holding the edges (``lr_mult``
-    included). The step runs from a step post-hook on the optimizer itself,
-    so it follows the optimizer exactly: not on accumulation-only iterations
-    (``accumulative_counts``), not when an AMP loss scaler skips a step, and
-    identically on every DDP rank.
+    included). The step runs after each step of the optimizer itself
+    (:class:`StepCallback`), so it follows the optimizer exactly: not on
+    accumulation-only iterations (``accumulative_counts``), not when an AMP
+    loss scaler skips a step, and identically on every DDP rank.
 
     Under SGD an edge steps by ``lr`` times its gradient (by default the
     true one divided by ``sqrt(C)``; see ``edge_grad`` in
-    :mod:`mmtopo.models.layers.edge_functions`) and the threshold ``lr * lambda`` is on that
-    same scale: an edge is pruned when that gradient stays below ``lambda``
-    in magnitude, i.e. its true gradient below ``lambda * sqrt(C)``. The
+    :mod:`mmtopo.models.layers.edge_functions`) and the threshold
+    ``lr * lambda`` is on that same scale: an edge is pruned when that
+    gradient stays below ``lambda`` in magnitude, i.e. its true gradient
+    below ``lambda * sqrt(C)``. The
     edges into a stage's output node keep their overall scale
     (``keep_output_scale``).
     Stages whose edges do not train (``frozen_stages``) are left alone and
@@ -60,8 +62,8 @@ class EdgeSparsityHook(Hook):
             the dense backbone's FLOPs left (every edge active, every block
             computed), as the pruned model would have it. Only whole blocks
             and edges are saved, so this drops when blocks die.
-        lambda_growth (float, optional): with a budget, lambda is multiplied by this
-            after every iteration in which the budget is not met, so a
+        lambda_growth (float, optional): with a budget, lambda is multiplied
+            by this after every iteration in which the budget is not met, so a
             budget is reached without guessing lambda. Once it is met,
             lambda stops growing and the penalty pauses; edges at zero may
             grow back only as far as the budget allows (a step that would
@@ -216,9 +218,9 @@ class EdgeSparsityHook(Hook):
             if groups:
                 found.update(id(s.edge_weights) for s, _ in groups)
                 self._handles.append(
-                    optimizer.register_step_post_hook(
-                        lambda opt, args, kwargs, groups=groups: self.
-                        _proximal_step(groups)))
+                    StepCallback(optimizer,
+                                 lambda opt, groups=groups: self.
+                                 _proximal_step(groups)))
         missing = [n for n, s in self._stages
                    if id(s.edge_weights) not in found]
         if missing:

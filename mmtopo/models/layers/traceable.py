@@ -43,7 +43,8 @@ def traceable_forward(stage: 'StageGraph', x: torch.Tensor) -> torch.Tensor:
     :class:`~.edge_functions.FanOut`.
     """
     weights = stage.edge_weights
-    outputs = {0: stage[0](x)}
+    # blocks by attribute (torch 2.1's dynamo fails on StageGraph.__getitem__)
+    outputs = {0: getattr(stage, '0')(x)}
     alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
     if stage.learnable:
         scale = edge_grad_scale(outputs[0], stage.edge_grad)
@@ -68,5 +69,5 @@ def traceable_forward(stage: 'StageGraph', x: torch.Tensor) -> torch.Tensor:
         if j == last:  # cut apart: constant zero, as in forward
             return node_in * active
         alive[j] = active
-        outputs[j] = stage[j](node_in) * active
+        outputs[j] = getattr(stage, str(j))(node_in) * active
     raise AssertionError('a checked topology always reaches its output')
