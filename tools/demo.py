@@ -20,6 +20,7 @@ import mmtopo  # noqa: F401
 from mmtopo.datasets.toy_coco import make_toy_coco
 from mmtopo.utils.complexity import BackboneCosts, count_flops
 from mmtopo.utils.launch import build_runner
+from mmtopo.utils.node_similarity import node_output_correlation
 from mmtopo.utils.pruning import prune_model, save_pruned
 from mmtopo.visualization import format_topology
 
@@ -63,22 +64,23 @@ def print_learning_report(runner) -> None:
     print('\n=== Where the edges\' movement came from (mean |change|) ===')
     print(f"gradient {shifts['grad_shift']:.4f}, sparsity step "
           f"{shifts['prox_shift']:.4f}")
-    model = runner.model.module if hasattr(runner.model, 'module') \
-        else runner.model
-    stages = dict(model.named_modules())
-    start, final = [], []
-    for name, origin in hook.edge_origins().items():
-        mask = stages[name].edge_mask
-        start.append(origin[mask].abs())
-        final.append(stages[name].edge_weights.detach()[mask])
-    start, final = torch.cat(start), torch.cat(final)
-    pruned = final == 0
-    kept_smallest = float(start[~pruned].min()) if (~pruned).any() else 0.0
-    overtaken = int((pruned & (start > kept_smallest)).sum())
-    print(f'pruned edges: {int(pruned.sum())} of {pruned.numel()}; '
-          f'{overtaken} of them started larger than an edge that was kept '
-          f'(smallest kept init {kept_smallest:.3f}): 0 would mean the '
-          'init, not the data, chose')
+    order = hook.pruned_against_init()
+    print(f"pruned block in-edges: {order['pruned']}; "
+          f"{order['out_of_init_order']} of them started larger than an "
+          'in-edge of their stage that was kept (0: the init order alone '
+          'could have chosen them)')
+
+
+def print_node_correlation(runner) -> None:
+    """Whether the blocks gave the edges anything to choose between."""
+    model = runner.model
+    batch = model.data_preprocessor(next(iter(runner.val_dataloader)),
+                                    False)
+    corr = node_output_correlation(model.backbone, batch['inputs'])
+    print('correlation of the node outputs within each stage, on val '
+          'images (1: every in-edge carries the same map, so the data '
+          'cannot prefer one): ' +
+          ', '.join(f'{name} {value:.3f}' for name, value in corr.items()))
 
 
 def main() -> int:
@@ -132,6 +134,7 @@ def main() -> int:
     print(f'parameters: {params / 1e6:.4f} M -> {pruned_params / 1e6:.4f} M '
           f'({pruned_params / params:.3f}x)')
     print_learning_report(runner)
+    print_node_correlation(runner)
     removed = pruned.backbone.removed_blocks()
     print(f'removed blocks: {removed or "none"}')
     picture = osp.join(args.work_dir, 'topology', 'final.png')

@@ -976,6 +976,26 @@ def test_edge_shifts_split_the_net_change_into_optimizer_and_hook():
         float((masked_edges(model) - start).abs().mean()), rel=1e-6)
 
 
+def test_pruned_against_init_counts_edges_pruned_before_smaller_starts():
+    hook = EdgeSparsityHook(lambda_=0.0)
+    model, _, _ = hooked(hook, depth=34)
+    layer1 = model.backbone.layer1  # 3 blocks: 0->1 starts at 1, 0->2 and
+    with torch.no_grad():           # 1->2 at 1/2
+        # pure shrinkage: the smallest starts go first, ties in any order
+        layer1.edge_weights[0, 2] = 0.0
+        layer1.edge_weights[0, 3] = 0.0  # the output node's: not counted
+    assert hook.pruned_against_init() == dict(pruned=1, out_of_init_order=0)
+    with torch.no_grad():  # 0->1 (start 1) pruned while 1->2 (1/2) is kept
+        layer1.edge_weights[0, 1] = 0.0
+        # a sign flip is movement, not pruning; other stages count too
+        model.backbone.layer2.edge_weights[0, 2] = -0.2
+        model.backbone.layer2.edge_weights[2, 3] = 0.0  # a smallest
+    assert hook.pruned_against_init() == dict(pruned=3, out_of_init_order=1)
+    with torch.no_grad():  # every in-edge of a stage pruned: none was kept
+        layer1.edge_weights[1, 2] = 0.0
+    assert hook.pruned_against_init() == dict(pruned=4, out_of_init_order=0)
+
+
 def test_a_new_run_in_the_same_second_starts_afresh(tmp_path, monkeypatch):
     # mmengine names a run's message hub by its start time, in seconds, so
     # two runs started in the same second share one hub (as fast machines

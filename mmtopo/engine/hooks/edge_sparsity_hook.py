@@ -321,6 +321,28 @@ class EdgeSparsityHook(Hook):
         stats['prox_shift'] = prox_total / max(count, 1)
         return stats
 
+    def pruned_against_init(self) -> Dict[str, int]:
+        """Whether the init alone could have chosen the pruned edges.
+
+        ``pruned``: the blocks' in-edges now at zero. ``out_of_init_order``:
+        those of them that started larger (in magnitude) than an in-edge of
+        their stage that is still active. Shrinkage alone prunes the
+        smallest starts first, so it leaves 0 here; only the gradient
+        reorders edges. The edges into a stage's output node are left out:
+        ``keep_output_scale`` spares them the shrinkage.
+        """
+        pruned, out_of_order = 0, 0
+        for name, stage in self._stages:
+            mask = stage.edge_mask.clone()
+            mask[:, -1] = False
+            start = self._origin[name][mask].abs()
+            zero = stage.edge_weights.detach()[mask] == 0
+            pruned += int(zero.sum())
+            if (~zero).any():
+                smallest_kept = start[~zero].min()
+                out_of_order += int((zero & (start > smallest_kept)).sum())
+        return dict(pruned=pruned, out_of_init_order=out_of_order)
+
     @torch.no_grad()
     def _proximal_step(self, groups) -> None:
         """This hook's change after an optimizer step, recorded per stage
