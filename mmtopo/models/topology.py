@@ -30,6 +30,11 @@ class StageTopology:
     learnable: bool
     # blocks a pruned graph does without: not built, not stored, no edges
     removed: Tuple[int, ...] = ()
+    # dynamic wiring: the nodes with a router, the router's config and the
+    # per-instance gate threshold (mmtopo.models.layers.dynamic)
+    routed: Tuple[int, ...] = ()
+    router: Optional[dict] = None
+    threshold: float = 0.0
 
 
 def in_degree_weights(mask: torch.Tensor) -> torch.Tensor:
@@ -163,6 +168,29 @@ def _learnable(num_nodes: int, stage: int,
     return StageTopology(mask, weights, learnable=True)
 
 
+def _dynamic(num_nodes: int, stage: int, init: str = 'residual',
+             threshold: float = 0.0,
+             router: Optional[dict] = None) -> StageTopology:
+    """The learnable complete DAG with a router on every node that has
+    more than one candidate input (instance-aware wiring)."""
+    topo = _learnable(num_nodes, stage, init=init)
+    _check_router(router, threshold, f'topology[{stage}] (dynamic)')
+    topo.routed = tuple(j for j in range(num_nodes)
+                        if int(topo.mask[:, j].sum()) > 1)
+    topo.router = dict(type='EdgeRouter') if router is None else dict(router)
+    topo.threshold = float(threshold)
+    return topo
+
+
+def _check_router(router, threshold, where: str) -> None:
+    if router is not None and not isinstance(router, dict):
+        raise ValueError(f'{where}: topology.router must be a dict (the '
+                         f'router config), got {router!r}')
+    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
+        raise ValueError(f'{where}: topology.threshold must be in [0, 2) '
+                         f'(the gates lie in (0, 2)), got {threshold!r}')
+
+
 RANDOM_GRAPHS = ('er', 'ws', 'ba')
 
 
@@ -271,8 +299,15 @@ def _random(num_nodes: int, stage: int, graph: str = 'er',
 def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
             weights: Optional[Sequence[float]] = None,
             learnable: bool = False,
-            removed: Sequence[int] = ()) -> StageTopology:
+            removed: Sequence[int] = (),
+            routed: Sequence[int] = (),
+            router: Optional[dict] = None,
+            threshold: float = 0.0) -> StageTopology:
     where = f'topology[{stage}] (custom)'
+    _check_router(router, threshold, where)
+    if routed and router is None:
+        raise ValueError(f'{where}: topology.routed lists {list(routed)} '
+                         'but topology.router is not set')
     if edges is None or len(edges) == 0:
         raise ValueError(f'{where}: topology.edges must list the edges (i, j)')
     last = num_nodes - 1
@@ -303,14 +338,22 @@ def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
             values[i, j] = float(weights[k])
     if weights is None:
         values = in_degree_weights(mask)
+    for j in routed:
+        if not (isinstance(j, int) and 1 <= j <= last and mask[:, j].any()):
+            raise ValueError(f'{where}: topology.routed lists {j!r}, which '
+                             'is not a node with an input edge')
     return StageTopology(mask, values, learnable=bool(learnable),
-                         removed=tuple(sorted(set(removed))))
+                         removed=tuple(sorted(set(removed))),
+                         routed=tuple(sorted(set(routed))),
+                         router=None if router is None else dict(router),
+                         threshold=float(threshold))
 
 
 TOPOLOGY_BUILDERS: Dict[str, Callable[..., StageTopology]] = dict(
     residual=_residual,
     complete=_complete,
     learnable=_learnable,
+    dynamic=_dynamic,
     random=_random,
     custom=_custom,
 )
@@ -348,6 +391,7 @@ def build_stage_topology(spec: dict, num_blocks: int,
                   f'{float(topo.weights[0, 1]):g} (not learnable)',
                   logger='current', level=logging.INFO)
         topo.learnable = False
+        topo.routed = ()  # nothing to route either
     return topo
 
 

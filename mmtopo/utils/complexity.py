@@ -16,6 +16,7 @@ from mmengine.analysis.jit_handles import get_shape
 from ..models.topology import prune_graph
 
 AGGREGATION_OP = 'prim::PythonOp.WeightedSum'
+GATED_AGGREGATION_OP = 'prim::PythonOp.GatedSum'
 
 
 def weighted_sum_flops(inputs, outputs) -> int:
@@ -24,10 +25,20 @@ def weighted_sum_flops(inputs, outputs) -> int:
     return math.prod(get_shape(outputs[0])) * len(inputs)
 
 
+def gated_sum_flops(inputs, outputs) -> int:
+    """The same for a dynamic node's sum, whose first input is the
+    per-sample coefficients."""
+    return math.prod(get_shape(outputs[0])) * (len(inputs) - 1)
+
+
 # Every FlopAnalyzer counts the aggregation, so mmdet's and mmpretrain's own
 # get_flops tools (get_model_complexity_info) do too once mmtopo is imported.
+# The routers are Linear layers and global average pools, which mmengine
+# counts itself.
 complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(
     AGGREGATION_OP, weighted_sum_flops)
+complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(
+    GATED_AGGREGATION_OP, gated_sum_flops)
 
 
 def flop_analyzer(model: torch.nn.Module, inputs: tuple) -> FlopAnalyzer:
@@ -86,25 +97,50 @@ class BackboneCosts:
         self.total = by_module['']
         self.blocks: List[Dict[int, int]] = []
         self.edge: List[float] = []
+        self.router_edge: List[Dict[int, float]] = []
         for name, stage in zip(names, dense.stages):
             blocks = {k: by_module[f'{name}.{k}'] for k in range(len(stage))
                       if k not in stage.removed}
             self.blocks.append(blocks)
-            edges = int(stage.edge_mask.sum())
-            self.edge.append((by_module[name] - sum(blocks.values())) /
-                             max(edges, 1))
+            # a router's FLOPs are S * (C * h + h) for S candidates: a share
+            # per in-edge of its node
+            routers = {int(j): by_module[f'{name}.routers.{j}']
+                       for j in stage.routers}
+            self.router_edge.append(
+                {j: f / len(stage._sources[j]) for j, f in routers.items()})
+            # the sums cost C * H * W per edge, and the routers' global
+            # pooling as much per pooled node
+            units = int(stage.edge_mask.sum()) + len(
+                _pooled(stage.edges(), list(routers)))
+            self.edge.append(
+                (by_module[name] - sum(blocks.values()) -
+                 sum(routers.values())) / max(units, 1))
 
     def flops(self, graphs: Sequence[dict]) -> float:
         """FLOPs of the backbone pruned at 0 (exact zero edges dropped, dead
         blocks removed), for its current ``topology_graphs()``."""
         saved = 0.0
-        for blocks, edge, graph in zip(self.blocks, self.edge, graphs):
+        for blocks, edge, router_edge, graph in zip(
+                self.blocks, self.edge, self.router_edge, graphs):
             kept_edges, kept = prune_graph(graph['num_nodes'],
                                            graph['edges'])
             saved += sum(f for k, f in blocks.items() if not kept[k])
             saved += edge * (len(graph['edges']) - len(kept_edges))
+            routed = graph.get('routed', [])
+            if routed:
+                left = {(i, j) for i, j, _ in kept_edges}
+                saved += sum(router_edge[j] for i, j, _ in graph['edges']
+                             if j in router_edge and (i, j) not in left)
+                saved += edge * (len(_pooled(graph['edges'], routed)) -
+                                 len(_pooled(kept_edges, routed)))
         return self.total - saved
 
     def fraction(self, graphs: Sequence[dict]) -> float:
         """:meth:`flops` as a fraction of the dense backbone's."""
         return self.flops(graphs) / self.total
+
+
+def _pooled(edges, routed: Sequence[int]) -> set:
+    """The nodes whose output a router pools: sources of an edge into a
+    routed node."""
+    return {i for i, j, _ in edges if j in routed}

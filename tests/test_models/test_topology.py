@@ -313,7 +313,11 @@ def test_graph_errors_in_full(spec, message):
      "accepts ['init']"),
     (dict(type='custom', edges=[(0, 1), (1, 2)], weight=[1, 1]),
      "topology[3] of type 'custom' got unknown field(s) ['weight']; it "
-     "accepts ['edges', 'learnable', 'removed', 'weights']"),
+     "accepts ['edges', 'learnable', 'removed', 'routed', 'router', "
+     "'threshold', 'weights']"),
+    (dict(type='dynamic', tau=0.5),
+     "topology[3] of type 'dynamic' got unknown field(s) ['tau']; it "
+     "accepts ['init', 'router', 'threshold']"),
     (dict(type='residual', init='ones'),
      "topology[3] of type 'residual' got unknown field(s) ['init']; it "
      'accepts []'),

@@ -48,7 +48,9 @@ class TopoMixin:
         topology: one spec for every stage, or a list of one spec per stage,
             e.g. ``dict(type='learnable', init='residual')``. Types:
             ``residual`` (the stock backbone), ``complete``, ``random``,
-            ``learnable``, ``custom``; see :mod:`mmtopo.models.topology`.
+            ``learnable``, ``dynamic`` (learnable, with a per-sample router
+            per node: :mod:`mmtopo.models.layers.dynamic`), ``custom``; see
+            :mod:`mmtopo.models.topology`.
             A stage of one block has one possible graph, a single edge: it
             stays fixed whatever the spec (a learnable weight there would
             only scale the stage output).
@@ -103,7 +105,8 @@ class TopoMixin:
         Returns one dict per stage with ``name``, ``num_nodes``,
         ``learnable``, ``edges``, a list of ``(i, j, weight)``, ``live``,
         which nodes compute (:meth:`StageGraph.live_nodes`), and
-        ``removed``, the blocks a pruned graph does without.
+        ``removed``, the blocks a pruned graph does without, and
+        ``routed``, the nodes with a router (dynamic wiring).
         """
         return [
             dict(
@@ -112,7 +115,8 @@ class TopoMixin:
                 learnable=stage.learnable,
                 edges=stage.edges(),
                 live=stage.live_nodes(),
-                removed=list(stage.removed))
+                removed=list(stage.removed),
+                routed=[int(j) for j in stage.routers])
             for name, stage in zip(self.stage_names, self.stages)
         ]
 
@@ -153,5 +157,10 @@ class TopoMixin:
             removed = [k for k in range(1, n - 1) if not kept[k]]
             if removed:
                 spec['removed'] = removed
+            if graph['routed']:  # the routers of the nodes kept stay
+                stage = getattr(self, graph['name'])
+                spec.update(routed=[j for j in graph['routed'] if kept[j]],
+                            router=dict(stage.router_cfg),
+                            threshold=stage.threshold)
             specs.append(spec)
         return specs

@@ -15,10 +15,11 @@ from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleDict
 from torch import nn
 
 from ..topology import StageTopology, live_nodes, reaching_nodes
+from .dynamic import build_routers, dynamic_forward, slice_router_state
 from .edge_functions import (_RECIPE, EDGE_GRADS, EdgeGradients, EdgeSink,
                              FanOut, WeightedSum, edge_grad_scale,
                              recompute_sums)
@@ -49,8 +50,9 @@ def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
             stage._preread = [flat[start + r * n:start + (r + 1) * n]
                               for r in range(n)]
             start += n * n
+    # a dynamic stage's sums are plain autograd (dynamic_forward)
     trained = [stage for stage in learned if torch.is_grad_enabled()
-               and stage.edge_weights.requires_grad]
+               and stage.edge_weights.requires_grad and not stage.dynamic]
     if trained:
         sinks = [EdgeSink() for _ in trained]
         views = EdgeGradients.apply(
@@ -149,6 +151,16 @@ class StageGraph(BaseModule):
             self.edge_mask[i].nonzero().flatten().tolist()
             for i in range(num_nodes)
         ]
+        # instance-aware wiring: a router per routed node (.dynamic);
+        # an mmengine ModuleDict, so init_weights reaches the routers
+        self.router_cfg = topology.router
+        self.threshold = topology.threshold
+        self.routers = ModuleDict()
+        if topology.routed:
+            self.routers = build_routers(
+                [b for k, b in enumerate(blocks) if k not in self.removed],
+                self._sources, topology.routed, topology.router,
+                topology.threshold)
 
     def _fixed_values(self) -> List[list]:
         """The fixed edge weights on the host, read again only when the
@@ -163,6 +175,7 @@ class StageGraph(BaseModule):
         if self.init_blocks:
             super().init_weights()
         else:  # what the replaced nn.Sequential did: nothing
+            self.routers.init_weights()  # except that the gates start at 1
             self._is_init = True
 
     # -- behave like the nn.Sequential ResLayer it replaces ----------------
@@ -182,6 +195,11 @@ class StageGraph(BaseModule):
     @property
     def learnable(self) -> bool:
         return isinstance(self.edge_weights, nn.Parameter)
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the stage has routers (per-sample edge gates)."""
+        return len(self.routers) > 0
 
     def edges(self, weights: Optional[torch.Tensor] = None) -> List[tuple]:
         """``(i, j, weight)`` for every edge in the mask, the weights read
@@ -214,6 +232,8 @@ class StageGraph(BaseModule):
         """The stage output. The edge weights are read to the host here,
         unless the backbone read them for all its stages already
         (:func:`edge_values_read`)."""
+        if self.dynamic:
+            return dynamic_forward(self, x)
         if is_compiling():
             return self.forward_traceable(x)
         values = self._preread or self.edge_weights.detach().tolist()
@@ -302,11 +322,27 @@ class StageGraph(BaseModule):
                         f'checkpoint has {_describe(theirs)}, model has '
                         f'{_describe(self.edge_mask)} (to load it into this '
                         "graph on purpose, set graph_mismatch='adapt')")
+                # the routers load after this call, from this dict: their
+                # keys are rewritten in place
+                self._adapt_routers(state_dict, prefix)
                 state_dict = dict(state_dict)
                 self._adapt_graph(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _adapt_routers(self, state_dict: dict, prefix: str) -> None:
+        """Each router of this graph reads the candidates it has left:
+        the checkpoint router's inputs and gates of the others go."""
+        mask = state_dict[prefix + 'edge_mask'].bool().cpu()
+        if mask.shape != self.edge_mask.shape:
+            return  # _adapt_graph names the mismatch
+        for j in self.routers:
+            if f'{prefix}routers.{j}.reduce.weight' in state_dict:
+                slice_router_state(
+                    state_dict, f'{prefix}routers.{j}.',
+                    mask[:, int(j)].nonzero().flatten().tolist(),
+                    self._sources[int(j)])
 
     def _adapt_graph(self, state_dict: dict, prefix: str) -> None:
         """Rewrite the checkpoint's graph at ``prefix`` into this one: the

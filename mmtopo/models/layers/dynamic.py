@@ -1,0 +1,317 @@
+"""Instance-aware wiring (Yuan et al., "Differentiable Dynamic Wirings for
+Neural Networks", ICCV 2021): a router per node turns its static edge
+weights into per-sample ones.
+
+Node ``j`` of a dynamic stage computes ``x_j = sum_i g_ij(x) * w_ij * y_i``
+per sample, where ``w`` are the static learnable weights (which the sparsity
+hook prunes) and ``g_ij(x)`` the gates of :class:`EdgeRouter`. Every node
+output ``y_i`` is pooled once (global average) and the pooled vectors are
+reused by every later router.
+
+Router design (and why):
+
+* input: the pooled outputs of the node's candidate sources, concatenated
+  in source order, each masked by ``w_ij != 0``. An edge the hook has
+  pruned is then gone from the router too, so a deployed graph without that
+  edge computes exactly the same gates;
+* ``Linear(S * C, h) -> ReLU -> Linear(h, S)``, ``h = max(min_hidden,
+  C // reduction)`` as in a squeeze-excitation block: the cost is two small
+  matrix products per node and image, and the parameters grow with the
+  number of candidates ``S`` (pruning an edge removes its share);
+* gate ``g = 2 * sigmoid(z)`` in ``(0, 2)``: non-negative, bounded, and 1 at
+  ``z = 0``. The last layer starts at zero, so at step 0 every gate is
+  exactly 1 and the stage is exactly the static learnable one it extends
+  (``init='residual'`` is then exactly the stock backbone). The first layer
+  is drawn from its own fork of the random state, so building the routers
+  does not change the initial weights of anything built after them;
+* the router runs in fp32 with autocast off: the gates and their gradients
+  stay in fp32 under bf16/fp16 training;
+* ``threshold`` ``tau``: a gate below ``tau`` counts as 0 for that sample
+  (the paper's instance-wise pruning). The gradient passes straight through
+  the cut (the router receives the gradient the gate would get if it were
+  open), so a gate that is closed for a sample can open again.
+"""
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule, ModuleDict
+from torch import nn
+
+from ...registry import MODELS, register_model
+from ..topology import live_nodes, reaching_nodes
+from .edge_functions import edge_grad_scale
+from .traceable import _scale_grad, is_compiling
+
+if TYPE_CHECKING:
+    from .stage_graph import StageGraph
+
+ROUTER_PREFIX = 'routers'
+
+
+@register_model
+class EdgeRouter(BaseModule):
+    """The per-sample gates of one node's in-edges (see the module's
+    docstring for the design).
+
+    Args:
+        in_channels: channels ``C`` of the stage's node outputs.
+        num_inputs: candidate sources ``S`` of the node.
+        reduction: ``C // reduction`` hidden units ...
+        min_hidden: ... but at least this many.
+        threshold: gates below it count as 0 for that sample (``>= 0``).
+        init_cfg: mmengine initialisation of the router; whatever it does,
+            the gate layer is zeroed after it, so the gates start at 1.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_inputs: int,
+                 reduction: int = 16,
+                 min_hidden: int = 8,
+                 threshold: float = 0.0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (('in_channels', in_channels),
+                            ('num_inputs', num_inputs),
+                            ('reduction', reduction),
+                            ('min_hidden', min_hidden)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f'router.{name} must be a positive integer, '
+                                 f'got {value!r}')
+        if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
+            raise ValueError('router threshold must be in [0, 2) (gates lie '
+                             f'in (0, 2)), got {threshold!r}')
+        self.in_channels = in_channels
+        self.num_inputs = num_inputs
+        self.threshold = float(threshold)
+        hidden = max(min_hidden, in_channels // reduction)
+        self.reduce = nn.Linear(num_inputs * in_channels, hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.gate = nn.Linear(hidden, num_inputs)
+        self._zero_gate()
+
+    def _zero_gate(self) -> None:
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._zero_gate()
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(N, S * C)`` masked pooled sources -> ``(N, S)`` gates."""
+        with torch.autocast(pooled.device.type, enabled=False):
+            z = self.gate(self.act(self.reduce(
+                pooled.to(self.reduce.weight.dtype))))
+            gates = 2.0 * torch.sigmoid(z)
+            if self.threshold > 0:
+                kept = gates * (gates >= self.threshold)
+                gates = gates + (kept - gates).detach()  # straight through
+        return gates
+
+
+def build_router(cfg: dict, in_channels: int, num_inputs: int,
+                 threshold: float) -> EdgeRouter:
+    """A router from its config (``type`` defaults to ``EdgeRouter``)."""
+    cfg = dict(cfg)
+    cfg.setdefault('type', 'EdgeRouter')
+    for key in ('in_channels', 'num_inputs', 'threshold'):
+        if key in cfg:
+            raise ValueError(f'topology.router sets {key!r}, which the stage '
+                             'decides (the threshold is topology.threshold)')
+    return MODELS.build(dict(cfg, in_channels=in_channels,
+                             num_inputs=num_inputs, threshold=threshold))
+
+
+def block_out_channels(block: nn.Module) -> int:
+    """Channels of a shape-keeping block's output: its last conv's."""
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f'cannot tell the output channels of a '
+                         f'{type(block).__name__}: it has no Conv2d')
+    return convs[-1].out_channels
+
+
+def build_routers(blocks: Sequence[nn.Module], sources: List[List[int]],
+                  routed: Sequence[int], cfg: dict,
+                  threshold: float) -> ModuleDict:
+    """One router per routed node, drawn from a fork of the random state so
+    that everything built afterwards gets the weights it gets without
+    routers (the stock backbone's, the stock neck's, ...)."""
+    channels = block_out_channels(blocks[-1])
+    with torch.random.fork_rng(devices=[]):
+        return ModuleDict({
+            str(j): build_router(cfg, channels, len(sources[j]), threshold)
+            for j in routed})
+
+
+class GatedSum(torch.autograd.Function):
+    """``sum_k coef[:, k] * inputs[k]``, one coefficient per sample and
+    input: a single op that mmengine's FLOP counter sees
+    (``prim::PythonOp.GatedSum``), without keeping the sum for backward."""
+
+    @staticmethod
+    def forward(ctx, coef: torch.Tensor, *inputs: torch.Tensor):
+        ctx.save_for_backward(coef, *inputs)
+        scale = coef.to(inputs[0].dtype)
+        out = inputs[0] * _per_sample(scale[:, 0], inputs[0])
+        for k, x in enumerate(inputs[1:], 1):
+            out.addcmul_(_per_sample(scale[:, k], x), x)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        coef, *inputs = ctx.saved_tensors
+        scale = coef.to(grad.dtype)
+        grad_coef = None
+        if ctx.needs_input_grad[0]:
+            grad_coef = torch.stack(
+                [(grad * x).sum(dim=tuple(range(1, x.dim())),
+                                dtype=coef.dtype) for x in inputs],
+                dim=1).to(coef.dtype)
+        grads = [grad * _per_sample(scale[:, k], grad)
+                 if ctx.needs_input_grad[k + 1] else None
+                 for k in range(len(inputs))]
+        return (grad_coef, *grads)
+
+
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def gated_sum(coef: torch.Tensor,
+              inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:class:`GatedSum`, or the same sum in plain ops for the compiler."""
+    if is_compiling():
+        out = None
+        for k, x in enumerate(inputs):
+            term = _per_sample(coef[:, k].to(x.dtype), x) * x
+            out = term if out is None else out + term
+        return out
+    return GatedSum.apply(coef, *inputs)
+
+
+def pool(y: torch.Tensor) -> torch.Tensor:
+    """A node output's pooled vector ``(N, C)`` (global average)."""
+    return F.adaptive_avg_pool2d(y, 1).flatten(1)
+
+
+def dynamic_forward(stage: 'StageGraph', x: torch.Tensor) -> torch.Tensor:
+    """The output of a stage with routers (see the module docstring).
+
+    As in the static forward, nodes without an active input (and, outside
+    training, blocks that reach nothing) are not run: the weights are read
+    on the host for that, except under ``torch.compile``, where every
+    block runs and a dead one is switched off by a factor 0
+    (:func:`.traceable.traceable_forward`).
+    """
+    weights = stage.edge_weights
+    first = getattr(stage, '0')(x)
+    learning = (torch.is_grad_enabled() and stage.training
+                and weights.requires_grad)
+    if stage.learnable:
+        scale = edge_grad_scale(first, stage.edge_grad)
+        if scale != 1.0:
+            weights = _scale_grad(weights, scale)
+        if torch.is_grad_enabled() and not stage.training:
+            weights = torch.where(weights != 0, weights, weights.detach())
+    last = len(stage)
+    compiling = is_compiling()
+    keep: Optional[List[bool]] = None
+    values = None
+    if not compiling:
+        values = stage._preread or stage.edge_weights.detach().tolist()
+        edges = stage.edges(values)
+        keep = live_nodes(last + 1, edges)
+        if not learning:
+            keep = [a and b for a, b in
+                    zip(keep, reaching_nodes(last + 1, edges))]
+    outputs: Dict[int, torch.Tensor] = {0: first}
+    pooled: Dict[int, torch.Tensor] = {}
+    alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
+    for j in range(1, last + 1):
+        sources = [i for i in stage._sources[j] if i in outputs and (
+            learning or keep is None or values[i][j] != 0.0)]
+        if not sources or (keep is not None and not keep[j]):
+            if j == last:  # every path is cut: constant zero
+                return torch.zeros_like(first)
+            continue  # a removed node
+        coef = weights[:, j][_index(weights, sources)].unsqueeze(0)  # (1, S)
+        if str(j) in stage.routers:
+            coef = coef * _gates(stage, j, sources, outputs, pooled, weights,
+                                 values)
+        else:
+            coef = coef.expand(first.shape[0], -1)
+        node_in = gated_sum(coef, [outputs[i] for i in sources])
+        if compiling:
+            active = torch.stack([(weights[i, j] != 0) & alive[i]
+                                  for i in sources]).any()
+            node_in = node_in * active
+            alive[j] = active
+        if j == last:
+            return node_in
+        outputs[j] = getattr(stage, str(j))(node_in)
+        if compiling:
+            outputs[j] = outputs[j] * alive[j]
+    raise AssertionError('a checked topology always reaches its output')
+
+
+def _gates(stage: 'StageGraph', j: int, sources: List[int],
+           outputs: Dict[int, torch.Tensor], pooled: Dict[int, torch.Tensor],
+           weights: torch.Tensor, values: Optional[List[list]]) -> torch.Tensor:
+    """Node ``j``'s gates ``(N, len(sources))``, from the pooled outputs of
+    all its candidates, each masked by its edge being non-zero (a node not
+    run, or an edge known on the host to be zero, gives zeros without
+    pooling)."""
+    candidates = stage._sources[j]
+    feats, like = [], None
+    for i in candidates:
+        if i in outputs and (values is None or values[i][j] != 0.0):
+            if i not in pooled:
+                pooled[i] = pool(outputs[i])
+            like = pooled[i]
+            feats.append(pooled[i] * (weights[i, j] != 0).to(like.dtype))
+        else:
+            feats.append(None)
+    if like is None:  # no active input: the gates multiply zero edges
+        like = pool(outputs[sources[0]]).detach() * 0
+    feats = [torch.zeros_like(like) if f is None else f for f in feats]
+    gates = stage.routers[str(j)](torch.cat(feats, dim=1))
+    if sources != candidates:
+        gates = gates[:, _index(gates, [candidates.index(i)
+                                        for i in sources])]
+    return gates
+
+
+_INDEX_CACHE: Dict[tuple, torch.Tensor] = {}
+
+
+def _index(like: torch.Tensor, positions: List[int]) -> torch.Tensor:
+    """``positions`` as an index tensor on ``like``'s device, made once."""
+    key = (like.device, tuple(positions))
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = torch.tensor(positions, device=like.device)
+    return _INDEX_CACHE[key]
+
+
+def slice_router_state(state: dict, prefix: str, theirs: List[int],
+                       ours: List[int]) -> None:
+    """Rewrite the router at ``prefix`` (``...routers.<j>.``) in ``state``
+    from candidate sources ``theirs`` to ``ours`` (a subset): the columns
+    and gate rows of the candidates that are gone are dropped. Exact when
+    those candidates' edges are zero (their inputs were masked out)."""
+    if ours == theirs:
+        return
+    missing = [i for i in ours if i not in theirs]
+    if missing:
+        raise ValueError(f'{prefix.rstrip(".")}: the checkpoint router has '
+                         f'no input from node(s) {missing} (it reads '
+                         f'{theirs}); it cannot be adapted to read {ours}')
+    keep = torch.tensor([theirs.index(i) for i in ours])
+    weight = state[prefix + 'reduce.weight']
+    hidden = weight.shape[0]
+    state[prefix + 'reduce.weight'] = weight.view(
+        hidden, len(theirs), -1)[:, keep].reshape(hidden, -1).clone()
+    state[prefix + 'gate.weight'] = state[prefix + 'gate.weight'][keep].clone()
+    state[prefix + 'gate.bias'] = state[prefix + 'gate.bias'][keep].clone()
