@@ -39,8 +39,8 @@ def test_reuse_tabulates_finished_runs_with_backbone_costs(tmp_path):
     table = tmp_path / 'table.txt'
     run_tool([sys.executable, 'tools/analysis_tools/compare_topologies.py',
               'toy_detection', '--work-dir', str(tmp_path / 'runs'),
-              '--data', str(data), '--reuse', '--out', str(table)],
-             check=True)
+              '--data', str(data), '--reuse', '--out', str(table),
+              '--wirings', 'learnable', 'residual'], check=True)
     header, _, learnable, residual = table.read_text().splitlines()
     assert header.split(' | ')[3:6] == [
         'active edges', 'backbone params', 'backbone FLOPs']
@@ -62,3 +62,13 @@ def test_reuse_tabulates_finished_runs_with_backbone_costs(tmp_path):
     assert residual[4:6] == [f'{params / 1e6:.3f} M', f'{flops / 1e6:.2f} M']
     assert learnable[4] == residual[4]
     assert float(learnable[5][:-2]) > float(residual[5][:-2])
+
+
+def test_unknown_wiring_is_named_with_the_tasks_wirings(tmp_path):
+    result = run_tool(
+        [sys.executable, 'tools/analysis_tools/compare_topologies.py',
+         'toy_detection', '--work-dir', str(tmp_path), '--wirings',
+         'dynamic', 'dense'])
+    assert result.returncode == 2
+    assert ("--wirings ['dense']: toy_detection has ['learnable', "
+            "'residual', 'dynamic']") in result.stderr

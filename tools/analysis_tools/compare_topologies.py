@@ -5,6 +5,7 @@ edges at the end, parameters, FLOPs, seconds per iteration).
     python tools/analysis_tools/compare_topologies.py digits --seeds 0 1 2
     python tools/analysis_tools/compare_topologies.py toy_detection --seeds 0 1
     python tools/analysis_tools/compare_topologies.py toy_detection_mobilenetv2
+    python tools/analysis_tools/compare_topologies.py digits --wirings dynamic
 
 Not part of ``make test``: each run trains a model.
 """
@@ -27,14 +28,16 @@ TASKS = dict(
             learnable='configs/cls/topo_resnet18_cifar_digits.py',
             residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
             complete='configs/cls/topo_resnet18_cifar_digits_complete.py',
-            random='configs/cls/topo_resnet18_cifar_digits_random.py'),
+            random='configs/cls/topo_resnet18_cifar_digits_random.py',
+            dynamic='configs/cls/topo_resnet18_cifar_digits_dynamic.py'),
         metric='accuracy/top1',
         data='data/digits',
         input_shape=(3, 32, 32)),
     toy_detection=dict(
         configs=dict(
             learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
-            residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py'),
+            residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py',
+            dynamic='configs/toy/faster_rcnn_topo_r18_fpn_toy_dynamic.py'),
         metric='coco/bbox_mAP',
         data='data/toy_coco',
         input_shape=(3, 128, 128),
@@ -116,18 +119,27 @@ def main():
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides for every run, as '
                         'tools/train.py takes them')
+    parser.add_argument('--wirings', nargs='+',
+                        help='train only these of the task\'s wirings '
+                        '(default: all)')
     parser.add_argument('--reuse', action='store_true',
                         help='read the runs already finished in the work '
                         'dir instead of training them again')
     args = parser.parse_args()
     task = TASKS[args.task]
     data = args.data or task['data']
+    wirings = args.wirings or list(task['configs'])
+    unknown = sorted(set(wirings) - set(task['configs']))
+    if unknown:
+        parser.error(f'--wirings {unknown}: {args.task} has '
+                     f'{list(task["configs"])}')
     ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
     part = task.get('complexity_of', 'model')
     lines = [f'| wiring | {task["metric"]} (mean ± std, '
              f'{len(args.seeds)} seeds) | per seed | active edges | {part}'
              f' params | {part} FLOPs | s/iter |', '| --- ' * 7 + '|']
-    for name, config in task['configs'].items():
+    for name in wirings:
+        config = task['configs'][name]
         runs = []
         for seed in args.seeds:
             out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
