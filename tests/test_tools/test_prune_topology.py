@@ -147,3 +147,45 @@ def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('config', [
+    'configs/cls/topo_resnet18_cifar_digits_dynamic.py',
+    'configs/cls/topo_mobilenet-v2_8xb32_in1k.py'],
+    ids=['digits_dynamic', 'mobilenet_v2_dynamic'])
+def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
+    """A dynamic model (routers with varying gates) whose layer2 loses
+    edge 0 -> 2: the pruned config keeps the routers of the nodes kept,
+    their inputs and gates of the pruned edges cut out, and computes the
+    same classifier with fewer parameters."""
+    cfg = Config.fromfile(str(REPO / config))
+    cfg.model.backbone.topology = dict(type='dynamic', init='uniform')
+    cfg.dump(str(tmp_path / 'dynamic.py'))
+    torch.manual_seed(0)
+    model = build(tmp_path / 'dynamic.py')
+    with torch.no_grad():
+        for stage in model.backbone.stages:
+            for router in stage.routers.values():
+                router.reduce.weight.mul_(0.1)
+                router.gate.weight.normal_(0, 0.5)
+        model.backbone.layer2.edge_weights[0, 2] = 0.0
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'learned.pth')
+    assert tool().main([str(tmp_path / 'dynamic.py'),
+                        str(tmp_path / 'learned.pth'),
+                        str(tmp_path / 'out')]) == 0
+    stem = (tmp_path / 'out' / 'dynamic_pruned').as_posix()
+    spec = Config.fromfile(stem + '.py').model.backbone.topology[1]
+    assert spec['router'] == dict(type='EdgeRouter') and spec['routed']
+    assert (0, 2) not in [tuple(e) for e in spec['edges']]
+    pruned = build(stem + '.py', stem + '.pth')
+    ours = pruned.backbone.layer2.routers['2']
+    theirs = model.backbone.layer2.routers['2']
+    assert ours.num_inputs == theirs.num_inputs - 1
+    assert sum(p.numel() for p in pruned.parameters()) < sum(
+        p.numel() for p in model.parameters())
+    model.eval()
+    pruned.eval()
+    x = torch.randn(2, 3, 32, 32) if 'digits' in config else \
+        torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
