@@ -41,12 +41,12 @@ env: $(READY)
 ## machine's CPU (about 30 minutes)
 BENCH := $(PY) tools/analysis_tools/benchmark_backbone.py --iters 9
 benchmark: $(READY)
-	$(BENCH) --topology learnable learnable_uniform complete residual
+	$(BENCH) --topology learnable learnable_uniform complete residual dynamic
 	$(BENCH) --topology learnable learnable_uniform --channels-last
 	$(BENCH) --topology learnable learnable_uniform --amp bf16
 	$(BENCH) --topology learnable learnable_uniform --compile --no-memory
 	$(BENCH) --backbone regnet --arch regnetx_3.2gf --topology learnable learnable_uniform residual
-	$(BENCH) --backbone mobilenet_v2 --topology learnable learnable_uniform residual
+	$(BENCH) --backbone mobilenet_v2 --topology learnable learnable_uniform residual dynamic
 	$(PY) tools/analysis_tools/benchmark_detector.py --iters 9 \
 	    mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py \
 	    configs/faster_rcnn_topo_r50_fpn.py

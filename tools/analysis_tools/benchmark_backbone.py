@@ -55,6 +55,8 @@ TOPOLOGIES = dict(
     residual=dict(type='residual'),
     learnable=dict(type='learnable', init='residual'),
     learnable_uniform=dict(type='learnable', init='uniform'),
+    dynamic=dict(type='dynamic', init='residual'),
+    dynamic_uniform=dict(type='dynamic', init='uniform'),
     complete=dict(type='complete'),
     random=dict(type='random', graph='ws', k=2, p=0.5, seed=0),
 )
