@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from mmdet.models.backbones.resnet import BasicBlock
 from mmengine.optim import build_optim_wrapper
 
-from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
+from mmtopo.models import (TopoMobileNetV2, TopoRegNet, TopoRes2Net,
+                           TopoResNet)
 from mmtopo.models.layers import EDGE_GRADS, EdgeRouter, StageGraph
 from mmtopo.models.topology import build_stage_topology
 from mmtopo.utils.complexity import BackboneCosts, count_flops
@@ -276,6 +277,8 @@ STOCK = dict(
     regnet=(lambda: __import__('mmdet.models', fromlist=['x']).RegNet(
         arch='regnetx_400mf'), lambda **kw: TopoRegNet(arch='regnetx_400mf',
                                                        **kw)),
+    res2net=(lambda: __import__('mmdet.models', fromlist=['x']).Res2Net(
+        depth=50), lambda **kw: TopoRes2Net(depth=50, **kw)),
 )
 
 
@@ -622,3 +625,38 @@ def test_resume_restores_the_routers_and_their_momentum(tmp_path):
         assert torch.equal(value, momenta[names.index(name)]
                            ['momentum_buffer']), name
     assert any(v.abs().sum() > 0 for v in seen['momentum'].values())
+
+
+def test_an_outer_init_cfg_cannot_move_the_gates_off_one():
+    """A backbone ``init_cfg`` that re-initialises every Linear reaches the
+    routers' first layers, but the gate layers end at zero: gates 1."""
+    torch.manual_seed(0)
+    model = tiny(init_cfg=[dict(type='Kaiming', layer='Conv2d'),
+                           dict(type='Normal', layer='Linear', std=3.0)])
+    before = model.layer2.routers['2'].reduce.weight.detach().clone()
+    model.init_weights()
+    router = model.layer2.routers['2']
+    assert not torch.equal(router.reduce.weight, before)  # it was reached
+    assert float(router.reduce.weight.std()) > 1.0  # std 3, not the default
+    for stage in model.stages:
+        for r in stage.routers.values():
+            assert not r.gate.weight.any() and not r.gate.bias.any()
+
+
+def test_dynamic_is_chosen_per_stage():
+    """A list of specs: routers only where the spec is dynamic; a dynamic
+    stage of one block has none (one edge, fixed)."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
+                       topology=[
+                           dict(type='dynamic'), dict(type='learnable'),
+                           dict(type='residual'), dict(type='dynamic')])
+    assert [sorted(s.routers) for s in model.stages] == [
+        ['2'], [], [], ['2']]
+    assert [s.dynamic for s in model.stages] == [True, False, False, True]
+    one = build_stage_topology(dict(type='dynamic'), 1, 0)
+    assert one.routed == () and not one.learnable
+    three = build_stage_topology(dict(type='dynamic'), 3, 0)
+    assert three.routed == (2, 3) and three.learnable
+    out = model(torch.randn(2, 3, 32, 32))
+    assert [o.shape[1] for o in out] == [4, 8, 16, 32]

@@ -124,13 +124,26 @@ def build_router(cfg: dict, in_channels: int, num_inputs: int,
                              num_inputs=num_inputs, threshold=threshold))
 
 
-def block_out_channels(block: nn.Module) -> int:
-    """Channels of a shape-keeping block's output: its last conv's."""
-    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+def stage_channels(blocks: Sequence[nn.Module]) -> int:
+    """Channels ``C`` of a stage's node outputs. A block after the first
+    keeps the shape, so its first conv (in registration order) reads ``C``
+    channels; a stage left with its first block only is run once on a
+    small input to see."""
+    for block in blocks[1:]:
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+        if convs:
+            return convs[0].in_channels
+    first = blocks[0]
+    convs = [m for m in first.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f'cannot tell the output channels of a '
-                         f'{type(block).__name__}: it has no Conv2d')
-    return convs[-1].out_channels
+        raise ValueError(f'cannot tell the channels of a stage of '
+                         f'{type(first).__name__}: it has no Conv2d')
+    mode = first.training
+    first.eval()
+    with torch.no_grad():
+        out = first(torch.zeros(1, convs[0].in_channels, 16, 16))
+    first.train(mode)
+    return out.shape[1]
 
 
 def build_routers(blocks: Sequence[nn.Module], sources: List[List[int]],
@@ -139,7 +152,7 @@ def build_routers(blocks: Sequence[nn.Module], sources: List[List[int]],
     """One router per routed node, drawn from a fork of the random state so
     that everything built afterwards gets the weights it gets without
     routers (the stock backbone's, the stock neck's, ...)."""
-    channels = block_out_channels(blocks[-1])
+    channels = stage_channels(blocks)
     with torch.random.fork_rng(devices=[]):
         return ModuleDict({
             str(j): build_router(cfg, channels, len(sources[j]), threshold)
