@@ -284,7 +284,10 @@ def _gates(stage: 'StageGraph', j: int, sources: List[int],
             if i not in pooled:
                 pooled[i] = pool(outputs[i])
             like = pooled[i]
-            feats.append(pooled[i] * (weights[i, j] != 0).to(like.dtype))
+            if values is None:  # traced: the mask on the device
+                feats.append(pooled[i] * (weights[i, j] != 0).to(like.dtype))
+            else:  # read on the host: non-zero here
+                feats.append(pooled[i])
         else:
             feats.append(None)
     if like is None:  # no active input: the gates multiply zero edges
