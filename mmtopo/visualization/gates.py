@@ -109,8 +109,9 @@ def draw_gates(stats: List[Dict], title: Optional[str] = None,
     heading = title or 'Edge gates'
     if instances is not None:
         heading += f' ({instances} instances)'
-    fig.suptitle(heading + '\ncell: mean gate, ± std over instances; '
-                 'grey: no router (one input) or pruned edge', fontsize=9)
+    fig.suptitle(heading + '\ncell: mean gate, ± std over instances, the '
+                 'static weight w; grey: no router (one input) or pruned '
+                 'edge', fontsize=9)
     return fig
 
 
@@ -129,7 +130,8 @@ def _gate_panel(ax, stage: Dict, norm, cmap) -> None:
         if e['weight'] == 0:
             text, color = 'pruned', '#808080'
         else:
-            text = f"{e['mean']:.2f}\n±{e['std']:.2f}"
+            text = (f"{e['mean']:.2f}\n±{e['std']:.2f}\n"
+                    f"w {e['weight']:.2f}")
             if e['closed'] > 0:
                 text += f"\n{100 * e['closed']:.0f}% cut"
             color = 'white' if e['mean'] < 1.2 else 'black'

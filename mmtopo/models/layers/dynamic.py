@@ -272,7 +272,8 @@ def dynamic_forward(stage: 'StageGraph', x: torch.Tensor) -> torch.Tensor:
 
 def _gates(stage: 'StageGraph', j: int, sources: List[int],
            outputs: Dict[int, torch.Tensor], pooled: Dict[int, torch.Tensor],
-           weights: torch.Tensor, values: Optional[List[list]]) -> torch.Tensor:
+           weights: torch.Tensor,
+           values: Optional[List[list]]) -> torch.Tensor:
     """Node ``j``'s gates ``(N, len(sources))``, from the pooled outputs of
     all its candidates, each masked by its edge being non-zero (a node not
     run, or an edge known on the host to be zero, gives zeros without
