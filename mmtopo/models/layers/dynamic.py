@@ -31,6 +31,7 @@ Router design (and why):
   the cut (the router receives the gradient the gate would get if it were
   open), so a gate that is closed for a sample can open again.
 """
+import functools
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import torch
@@ -40,7 +41,7 @@ from torch import nn
 
 from ...registry import MODELS, register_model
 from ..topology import live_nodes, reaching_nodes
-from .edge_functions import edge_grad_scale
+from .edge_functions import _RECIPE, edge_grad_scale, recompute_sums
 from .traceable import _scale_grad, is_compiling
 
 if TYPE_CHECKING:
@@ -167,11 +168,7 @@ class GatedSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, coef: torch.Tensor, *inputs: torch.Tensor):
         ctx.save_for_backward(coef, *inputs)
-        scale = coef.to(inputs[0].dtype)
-        out = inputs[0] * _per_sample(scale[:, 0], inputs[0])
-        for k, x in enumerate(inputs[1:], 1):
-            out.addcmul_(_per_sample(scale[:, k], x), x)
-        return out
+        return _gated_values(coef, inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -187,6 +184,17 @@ class GatedSum(torch.autograd.Function):
                  if ctx.needs_input_grad[k + 1] else None
                  for k in range(len(inputs))]
         return (grad_coef, *grads)
+
+
+def _gated_values(coef: torch.Tensor,
+                  inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sum of :class:`GatedSum`, computed (and recomputed in backward,
+    :func:`.edge_functions.recompute_sums`) by this one function."""
+    scale = coef.to(inputs[0].dtype)
+    out = inputs[0] * _per_sample(scale[:, 0], inputs[0])
+    for k, x in enumerate(inputs[1:], 1):
+        out.addcmul_(_per_sample(scale[:, k], x), x)
+    return out
 
 
 def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -264,7 +272,19 @@ def dynamic_forward(stage: 'StageGraph', x: torch.Tensor) -> torch.Tensor:
             alive[j] = active
         if j == last:
             return node_in
-        outputs[j] = getattr(stage, str(j))(node_in)
+        block = getattr(stage, str(j))
+        if compiling or not torch.is_grad_enabled():
+            outputs[j] = block(node_in)
+        else:
+            # the block's first layers save their input for backward: keep
+            # the recipe instead and rebuild the sum then (as the static
+            # stage does)
+            inputs = [outputs[i] for i in sources]
+            setattr(node_in, _RECIPE,
+                    functools.partial(_gated_values, coef.detach(), inputs))
+            with recompute_sums():
+                outputs[j] = block(node_in)
+            delattr(node_in, _RECIPE)
         if compiling:
             outputs[j] = outputs[j] * alive[j]
     raise AssertionError('a checked topology always reaches its output')

@@ -328,6 +328,8 @@ def _pack(tensor: torch.Tensor):
 def _unpack(packed):
     if isinstance(packed, torch.Tensor):
         return packed
+    if callable(packed):  # a recipe of another sum (a dynamic stage's)
+        return packed()
     inputs, values = packed
     return weighted_sum(inputs, values)
 
