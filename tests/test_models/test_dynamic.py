@@ -387,11 +387,14 @@ def test_channels_last_and_bf16_autocast_keep_fp32_gates():
         for name, p in stage.routers.named_parameters():
             assert p.grad is not None and p.grad.dtype == torch.float32, name
             assert torch.isfinite(p.grad).all(), name
-    # under autocast the router computes exactly its fp32 gates
+    # under autocast (bf16 or fp16) the router computes exactly its fp32
+    # gates of the low-precision features it is given
     pooled = torch.randn(2, router.reduce.in_features)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        inside = router(pooled.bfloat16())
-    assert torch.equal(inside, router(pooled.bfloat16().float()))
+    for dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast('cpu', dtype=dtype):
+            inside = router(pooled.to(dtype))
+        assert inside.dtype == torch.float32
+        assert torch.equal(inside, router(pooled.to(dtype).float()))
 
 
 def test_torch_compile_traces_the_dynamic_backbone_without_graph_breaks():
