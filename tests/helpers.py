@@ -1,5 +1,7 @@
 """Helpers shared by the tests."""
+import datetime
 import os
+import socket
 import signal
 import subprocess
 import time
@@ -202,3 +204,21 @@ def load_tool(relative: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def init_gloo(rank: int, world_size: int, port: int) -> None:
+    """Join a gloo process group of ``world_size`` ranks on the loopback
+    (in a rank spawned by :func:`spawn_ranks`)."""
+    from mmtopo.utils.launch import bind_gloo_to_loopback
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    bind_gloo_to_loopback()
+    torch.distributed.init_process_group(
+        'gloo', rank=rank, world_size=world_size,
+        timeout=datetime.timedelta(seconds=120))

@@ -1,5 +1,4 @@
 import copy
-import datetime
 import logging
 import math
 import os
@@ -17,8 +16,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmtopo.engine import EdgeSparsityHook
 from mmtopo.models import TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
-from mmtopo.utils.launch import bind_gloo_to_loopback
-from tests.helpers import spawn_ranks
+from tests.helpers import free_port, init_gloo, spawn_ranks
 from tests.toy import TINY_BACKBONE, ToyClassifier, ToyDataset, toy_runner
 
 
@@ -228,11 +226,7 @@ DDP_LAMBDA = 0.55
 
 
 def _ddp_worker(rank, world_size, port, out_dir, lam):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    bind_gloo_to_loopback()
-    torch.distributed.init_process_group(
-        'gloo', rank=rank, world_size=world_size,
-        timeout=datetime.timedelta(seconds=120))
+    init_gloo(rank, world_size, port)
     torch.manual_seed(0)
     model = ToyClassifier(**DDP_BACKBONE)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -276,10 +270,7 @@ def test_ddp_ranks_stay_identical_and_follow_the_averaged_steps(tmp_path):
     """Two gloo ranks, each its own data: the ranks' edges are bit-equal,
     and they are what one process computes from the averaged gradients
     (to all-reduce rounding), which a lambda_=0 run is not."""
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     files = [tmp_path / f'lambda{DDP_LAMBDA}_rank{r}.pth' for r in (0, 1)]
     spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path), DDP_LAMBDA),
                 outputs=files)

@@ -25,9 +25,9 @@ from mmtopo.models import (TopoMobileNetV2, TopoRegNet, TopoRes2Net,
 from mmtopo.models.layers import EDGE_GRADS, EdgeRouter, StageGraph
 from mmtopo.models.topology import build_stage_topology
 from mmtopo.utils.complexity import BackboneCosts, count_flops
-from tests.helpers import (as_if_compiling, check_with_cp_gradients,
-                           copy_weights)
-from tests.test_models.test_graph_properties import stage_graphs
+from tests.helpers import check_with_cp_gradients, copy_weights
+from tests.test_models.test_graph_properties import (run, stage_graphs,
+                                                     traced, vary_norms)
 
 CHANNELS = 3
 
@@ -45,13 +45,8 @@ def make_dynamic_stage(blocks, edges, weights, removed, routed, threshold=0.0,
              threshold=threshold), blocks, 0)
     modules = [BasicBlock(CHANNELS, CHANNELS) for _ in range(blocks)]
     stage = StageGraph(modules, topo, edge_grad=edge_grad).double()
+    vary_norms(stage)
     with torch.no_grad():
-        for m in stage.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
         for router in stage.routers.values():
             router.gate.weight.normal_(0, router_scale)
             router.gate.bias.normal_(0, router_scale)
@@ -96,28 +91,6 @@ def dynamic_formula(stage, x):
             return total
         ys[j] = stage[j](total)
     raise AssertionError('unreachable')
-
-
-def run(stage, forward, x, seed=1):
-    stage.zero_grad()
-    x = x.detach().clone().requires_grad_(True)
-    out = forward(x)
-    gen = torch.Generator().manual_seed(seed)
-    if out.requires_grad:
-        (out * torch.randn(out.shape, generator=gen,
-                           dtype=out.dtype)).sum().backward()
-    grads = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
-             for n, p in stage.named_parameters()}
-    grads['input'] = x.grad.clone() if x.grad is not None else \
-        torch.zeros_like(x)
-    return out.detach(), grads
-
-
-def traced(stage):
-    def forward(x):
-        with as_if_compiling():
-            return stage(x)
-    return forward
 
 
 def check_against_formula(stage, training, path, edge_grad):
@@ -397,17 +370,6 @@ def test_channels_last_and_bf16_autocast_keep_fp32_gates():
         assert torch.equal(inside, router(pooled.to(dtype).float()))
 
 
-def test_torch_compile_traces_the_dynamic_backbone_without_graph_breaks():
-    torch._dynamo.reset()
-    model = tiny()
-    x = torch.randn(2, 3, 32, 32)
-    for mode in ('train', 'eval'):
-        getattr(model, mode)()
-        explained = torch._dynamo.explain(model)(x)
-        assert explained.graph_break_count == 0, explained.break_reasons
-        assert explained.graph_count == 1
-
-
 def _prunable(seed=0):
     """A dynamic TopoResNet-18 with varying gates and three pruned edges:
     layer3 loses block 1 (its only input edge is zero), layer1 and layer4
@@ -545,18 +507,13 @@ DDP_TOPOLOGY = dict(type='dynamic', init='uniform')
 def _ddp_worker(rank, world_size, port, out_dir):
     """Three SGD steps of a dynamic toy classifier under DDP, each rank
     its own data; saves every parameter."""
-    import datetime
     import os
 
     from mmengine.optim import OptimWrapper
 
-    from mmtopo.utils.launch import bind_gloo_to_loopback
+    from tests.helpers import init_gloo
     from tests.toy import ToyClassifier, ToyDataset
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    bind_gloo_to_loopback()
-    torch.distributed.init_process_group(
-        'gloo', rank=rank, world_size=world_size,
-        timeout=datetime.timedelta(seconds=120))
+    init_gloo(rank, world_size, port)
     torch.manual_seed(0)
     model = ToyClassifier(topology=DDP_TOPOLOGY)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -574,14 +531,9 @@ def test_ddp_ranks_stay_identical_routers_included(tmp_path):
     """Two gloo ranks with their own data: every parameter, routers and
     edges included, is bit-equal across ranks after three steps, and the
     routers did train (their gate layers left the zero init)."""
-    import socket
-
-    from tests.helpers import spawn_ranks
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    from tests.helpers import free_port, spawn_ranks
     files = [tmp_path / f'rank{r}.pth' for r in (0, 1)]
-    spawn_ranks(_ddp_worker, 2, args=(2, port, str(tmp_path)),
+    spawn_ranks(_ddp_worker, 2, args=(2, free_port(), str(tmp_path)),
                 outputs=files)
     rank0, rank1 = (torch.load(f) for f in files)
     assert sorted(rank0) == sorted(rank1)

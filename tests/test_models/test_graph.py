@@ -541,7 +541,7 @@ def test_a_backbone_forward_reads_the_edge_weights_once(mode):
 @pytest.mark.parametrize('topology', [
     dict(type='learnable', init='residual'),
     dict(type='learnable', init='uniform'), dict(type='residual'),
-    dict(type='complete'), [
+    dict(type='complete'), dict(type='dynamic', init='uniform'), [
         dict(type='custom', edges=[(0, 2), (2, 3)], removed=[1],
              learnable=True),
         dict(type='learnable'), dict(type='random', graph='er', p=0.5),

@@ -84,14 +84,19 @@ def make_stage(blocks, edges, weights, removed, learnable, with_cp,
     modules = [BasicBlock(CHANNELS, CHANNELS, with_cp=with_cp)
                for _ in range(blocks)]
     stage = StageGraph(modules, topo, edge_grad=edge_grad).double()
-    with torch.no_grad():  # norms that are not the identity
+    vary_norms(stage)
+    return stage
+
+
+def vary_norms(stage):
+    """Norms that are not the identity (drawn from the global seed)."""
+    with torch.no_grad():
         for m in stage.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
-    return stage
 
 
 def plain_formula(stage, x):
