@@ -101,15 +101,43 @@ class EdgeRouter(BaseModule):
         self._zero_gate()
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``(N, S * C)`` masked pooled sources -> ``(N, S)`` gates."""
-        with torch.autocast(pooled.device.type, enabled=False):
-            z = self.gate(self.act(self.reduce(
-                pooled.to(self.reduce.weight.dtype))))
-            gates = 2.0 * torch.sigmoid(z)
-            if self.threshold > 0:
-                kept = gates * (gates >= self.threshold)
-                gates = gates + (kept - gates).detach()  # straight through
+        """``(N, S * C)`` masked pooled sources -> ``(N, S)`` gates, in
+        the router's precision (fp32) also under autocast."""
+        if _autocast_enabled(pooled.device.type):
+            with torch.autocast(pooled.device.type, enabled=False):
+                return self._gates(pooled)
+        return self._gates(pooled)
+
+    def _gates(self, pooled: torch.Tensor) -> torch.Tensor:
+        z = self.gate(self.act(self.reduce(
+            pooled.to(self.reduce.weight.dtype))))
+        gates = 2.0 * torch.sigmoid(z)
+        if self.threshold > 0:
+            kept = gates * (gates >= self.threshold)
+            gates = gates + (kept - gates).detach()  # straight through
         return gates
+
+
+def _autocast_takes_device() -> bool:
+    try:
+        torch.is_autocast_enabled('cpu')
+    except TypeError:  # torch before 2.4
+        return False
+    return True
+
+
+# asked once here: a TypeError inside a traced call would not be caught
+_AUTOCAST_TAKES_DEVICE = _autocast_takes_device()
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``. (Entering an autocast
+    context that changes nothing still breaks torch 2.1's dynamo graph.)"""
+    if _AUTOCAST_TAKES_DEVICE:
+        return torch.is_autocast_enabled(device_type)
+    if device_type == 'cpu':
+        return torch.is_autocast_cpu_enabled()
+    return torch.is_autocast_enabled()
 
 
 def build_router(cfg: dict, in_channels: int, num_inputs: int,
@@ -325,7 +353,11 @@ _INDEX_CACHE: Dict[tuple, torch.Tensor] = {}
 
 
 def _index(like: torch.Tensor, positions: List[int]) -> torch.Tensor:
-    """``positions`` as an index tensor on ``like``'s device, made once."""
+    """``positions`` as an index tensor on ``like``'s device, made once
+    (not cached under the compiler: a tensor made while tracing must not
+    outlive the trace)."""
+    if is_compiling():
+        return torch.tensor(positions, device=like.device)
     key = (like.device, tuple(positions))
     if key not in _INDEX_CACHE:
         _INDEX_CACHE[key] = torch.tensor(positions, device=like.device)
