@@ -186,8 +186,14 @@ def _check_router(router, threshold, where: str) -> None:
     if router is not None and not isinstance(router, dict):
         raise ValueError(f'{where}: topology.router must be a dict (the '
                          f'router config), got {router!r}')
+    check_threshold(threshold, where)
+
+
+def check_threshold(threshold, where: str,
+                    field: str = 'topology.threshold') -> None:
+    """A gate threshold lies in ``[0, 2)``: the gates lie in (0, 2)."""
     if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
-        raise ValueError(f'{where}: topology.threshold must be in [0, 2) '
+        raise ValueError(f'{where}: {field} must be in [0, 2) '
                          f'(the gates lie in (0, 2)), got {threshold!r}')
 
 

@@ -9,8 +9,6 @@ from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 from mmengine.registry import MODELS
 
-from ..models.layers.dynamic import slice_router_state
-
 
 def topology_backbone(model: torch.nn.Module) -> Tuple[str, torch.nn.Module]:
     """(name, module) of the model's topology backbone (``TopoResNet``,
@@ -55,10 +53,7 @@ def prune_model(cfg: Config, model: torch.nn.Module,
     for stage_name, ours, theirs in zip(backbone.stage_names,
                                         pruned_backbone.stages,
                                         backbone.stages):
-        for j in ours.routers:  # each reads the candidates it has left
-            slice_router_state(state, f'{name}.{stage_name}.routers.{j}.',
-                               theirs._sources[int(j)],
-                               ours._sources[int(j)])
+        ours.adapt_routers(state, f'{name}.{stage_name}.', theirs.edge_mask)
     missing = [k for k in own if k not in state and 'edge_' not in k]
     if missing:  # cannot happen unless the two builds disagree
         raise RuntimeError(f'pruned model has weights the checkpoint lacks: '

@@ -25,7 +25,7 @@ from mmtopo.models import (TopoMobileNetV2, TopoRegNet, TopoRes2Net,
 from mmtopo.models.layers import EDGE_GRADS, EdgeRouter, StageGraph
 from mmtopo.models.topology import build_stage_topology
 from mmtopo.utils.complexity import BackboneCosts, count_flops
-from tests.helpers import check_with_cp_gradients, copy_weights
+from tests.helpers import check_with_cp_gradients
 from tests.test_models.test_graph_properties import (run, stage_graphs,
                                                      traced, vary_norms)
 
@@ -437,10 +437,8 @@ def test_flops_count_the_routers_and_their_pooling():
     dyn = tiny()
     static = tiny(dict(type='learnable', init='uniform'))
     extra = 0
-    for stage in dyn.stages:
-        size = {'layer1': 8, 'layer2': 4, 'layer3': 2, 'layer4': 1}
-        hw = [size[n] for n, s in zip(dyn.stage_names, dyn.stages)
-              if s is stage][0] ** 2
+    # a 32x32 image: maps of 8, 4, 2 and 1 pixels a side in layer1..4
+    for stage, side in zip(dyn.stages, (8, 4, 2, 1)):
         pooled = set()
         for j, router in stage.routers.items():
             s = router.num_inputs
@@ -448,7 +446,7 @@ def test_flops_count_the_routers_and_their_pooling():
             extra += s * c * h + h * s
             pooled.update(stage._sources[int(j)])
         if stage.routers:
-            extra += len(pooled) * router.in_channels * hw
+            extra += len(pooled) * c * side ** 2
     assert count_flops(dyn, (image, )) - count_flops(static, (image, )) \
         == extra
 
@@ -483,7 +481,7 @@ def test_the_sparsity_hook_prunes_the_static_weights_and_spares_routers():
     assert any(bool((d == 0).any()) for d in edges[0])
 
 
-def test_copy_weights_helper_sees_router_keys_as_new():
+def test_a_static_checkpoint_loads_with_only_the_routers_missing():
     """A static learnable model's weights load into the dynamic one with
     only the router keys missing (gates 1: the same function)."""
     torch.manual_seed(0)
@@ -499,8 +497,6 @@ def test_copy_weights_helper_sees_router_keys_as_new():
     with torch.no_grad():
         for a, b in zip(static(x), dyn(x)):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
-    with pytest.raises(AssertionError):
-        copy_weights(static, tiny())  # the strict helper lists the routers
 
 
 def test_router_is_registered_and_builds_from_config():

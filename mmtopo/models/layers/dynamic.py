@@ -40,15 +40,12 @@ from mmengine.model import BaseModule, ModuleDict
 from torch import nn
 
 from ...registry import MODELS, register_model
-from ..topology import live_nodes, reaching_nodes
+from ..topology import check_threshold, live_nodes, reaching_nodes
 from .edge_functions import _RECIPE, edge_grad_scale, recompute_sums
 from .traceable import _scale_grad, is_compiling
 
 if TYPE_CHECKING:
     from .stage_graph import StageGraph
-
-ROUTER_PREFIX = 'routers'
-
 
 @register_model
 class EdgeRouter(BaseModule):
@@ -80,9 +77,7 @@ class EdgeRouter(BaseModule):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f'router.{name} must be a positive integer, '
                                  f'got {value!r}')
-        if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
-            raise ValueError('router threshold must be in [0, 2) (gates lie '
-                             f'in (0, 2)), got {threshold!r}')
+        check_threshold(threshold, 'EdgeRouter', field='threshold')
         self.in_channels = in_channels
         self.num_inputs = num_inputs
         self.threshold = float(threshold)
@@ -207,7 +202,7 @@ class GatedSum(torch.autograd.Function):
             grad_coef = torch.stack(
                 [(grad * x).sum(dim=tuple(range(1, x.dim())),
                                 dtype=coef.dtype) for x in inputs],
-                dim=1).to(coef.dtype)
+                dim=1)
         grads = [grad * _per_sample(scale[:, k], grad)
                  if ctx.needs_input_grad[k + 1] else None
                  for k in range(len(inputs))]
@@ -231,13 +226,10 @@ def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def gated_sum(coef: torch.Tensor,
               inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """:class:`GatedSum`, or the same sum in plain ops for the compiler."""
+    """:class:`GatedSum`; for the compiler the same sum as plain autograd
+    ops, which it traces and fuses."""
     if is_compiling():
-        out = None
-        for k, x in enumerate(inputs):
-            term = _per_sample(coef[:, k].to(x.dtype), x) * x
-            out = term if out is None else out + term
-        return out
+        return _gated_values(coef, inputs)
     return GatedSum.apply(coef, *inputs)
 
 
@@ -339,8 +331,7 @@ def _gates(stage: 'StageGraph', j: int, sources: List[int],
                 feats.append(pooled[i])
         else:
             feats.append(None)
-    if like is None:  # no active input: the gates multiply zero edges
-        like = pool(outputs[sources[0]]).detach() * 0
+    # a routed node runs only with an active input, so ``like`` is set
     feats = [torch.zeros_like(like) if f is None else f for f in feats]
     gates = stage.routers[str(j)](torch.cat(feats, dim=1))
     if sources != candidates:

@@ -324,17 +324,19 @@ class StageGraph(BaseModule):
                         "graph on purpose, set graph_mismatch='adapt')")
                 # the routers load after this call, from this dict: their
                 # keys are rewritten in place
-                self._adapt_routers(state_dict, prefix)
+                self.adapt_routers(state_dict, prefix, theirs)
                 state_dict = dict(state_dict)
                 self._adapt_graph(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
-    def _adapt_routers(self, state_dict: dict, prefix: str) -> None:
-        """Each router of this graph reads the candidates it has left:
-        the checkpoint router's inputs and gates of the others go."""
-        mask = state_dict[prefix + 'edge_mask'].bool().cpu()
+    def adapt_routers(self, state_dict: dict, prefix: str,
+                      their_mask: torch.Tensor) -> None:
+        """Rewrite, in ``state_dict``, the routers at ``prefix`` of a graph
+        with edges ``their_mask`` into this graph's: each reads the
+        candidates it has left, the others' inputs and gates go."""
+        mask = their_mask.bool().cpu()
         if mask.shape != self.edge_mask.shape:
             return  # _adapt_graph names the mismatch
         for j in self.routers:
