@@ -116,8 +116,8 @@ HEADS = dict(stock=dict(neck='', heads=''),
              small=dict(neck=', out_channels=64', heads=SMALL_HEADS))
 
 LEARNABLE_EXTRA = """
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={{'edge_weights': dict(decay_mult=0.)}}))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={{
+    'edge_weights': dict(lr_mult={edge_lr_mult}, decay_mult=0.)}}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_={lambda_},
                      interval=10)]
 """
@@ -163,17 +163,31 @@ def edge_range(work_dir: Path):
             float((values != 0).float().mean()))
 
 
-def run_one(task: str, name: str, seed: int, data: str, lambda_: float,
-            heads: str, work_dir: Path) -> dict:
+def render_config(task: str, name: str, seed: int, data: str,
+                  lambda_: float = 1e-2, heads: str = 'stock',
+                  edge_lr_mult: float = 1.0,
+                  zero_init_residual: bool = True) -> str:
+    """The recipe with one backbone swapped in. Only the learnable run gets
+    the hook and the edges' ``paramwise_cfg``; ``zero_init_residual=False``
+    applies to every backbone, so the stock row stays comparable."""
     spec = TASKS[task]
-    extra = LEARNABLE_EXTRA.format(lambda_=lambda_) \
+    extra = LEARNABLE_EXTRA.format(lambda_=lambda_, edge_lr_mult=edge_lr_mult) \
         if name == 'learnable' else ''
+    backbone = spec['backbones'][name]
+    if not zero_init_residual:
+        backbone += ', zero_init_residual=False'
+    return spec['template'].format(
+        backbone=f'dict({backbone})', seed=seed,
+        data=os.path.abspath(data), extra=extra,
+        **(HEADS[heads] if task == 'detection' else HEADS['stock']))
+
+
+def run_one(task: str, name: str, seed: int, data: str, work_dir: Path,
+            **recipe) -> dict:
+    spec = TASKS[task]
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / f'{task}_{name}.py'
-    config.write_text(spec['template'].format(
-        backbone=f'dict({spec["backbones"][name]})', seed=seed,
-        data=os.path.abspath(data), extra=extra,
-        **(HEADS[heads] if task == 'detection' else HEADS['stock'])))
+    config.write_text(render_config(task, name, seed, data, **recipe))
     proc = subprocess.run(
         [sys.executable, str(library_train_py(spec['package'])),
          str(config), '--work-dir', str(work_dir)],
@@ -227,6 +241,11 @@ def main():
     parser.add_argument('--heads', choices=sorted(HEADS), default='stock',
                         help="detection: mmdet's heads, or toy-sized ones "
                         '(same optimizer and schedule, about 8x faster)')
+    parser.add_argument('--edge-lr-mult', type=float, default=1.0,
+                        help="the learnable run's edge lr_mult (paramwise_cfg)")
+    parser.add_argument('--no-zero-init-residual', dest='zero_init_residual',
+                        action='store_false',
+                        help='zero_init_residual=False for every backbone')
     parser.add_argument('--data', help='data folder (default: per task)')
     parser.add_argument('--work-dir', default='work_dirs/stability')
     parser.add_argument('--out', help='also write the table to this file')
@@ -241,8 +260,10 @@ def main():
         runs = []
         for seed in args.seeds:
             out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
-            runs.append(run_one(args.task, name, seed, data, args.lambda_,
-                                args.heads, out))
+            runs.append(run_one(
+                args.task, name, seed, data, out, lambda_=args.lambda_,
+                heads=args.heads, edge_lr_mult=args.edge_lr_mult,
+                zero_init_residual=args.zero_init_residual))
             print(name, seed, runs[-1], flush=True)
         lines.append(summary_row(name, runs))
     print_table(lines, args.out)
