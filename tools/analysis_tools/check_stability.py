@@ -9,6 +9,8 @@ the final metric, and the range of the learned edge weights.
 
     python tools/analysis_tools/check_stability.py detection --seeds 0 1 2 3 4
     python tools/analysis_tools/check_stability.py cifar --seeds 0 1 2 3 4
+    python tools/analysis_tools/check_stability.py detection --heads small \
+        --backbones learnable --edge-lr-mult 10
 
 ``detection``: mmdet's ``faster-rcnn_r50_fpn_1x_coco.py`` as it is (SGD lr
 0.02, its warm-up and schedule, no clipping) with a depth-18 backbone from
