@@ -42,3 +42,9 @@ def test_stock_run_has_no_edge_settings(tool, tmp_path):
 def test_zero_init_residual_off_reaches_every_backbone(tool, tmp_path, name):
     cfg = load(tool, tmp_path, name, zero_init_residual=False)
     assert cfg.model.backbone.zero_init_residual is False
+
+
+def test_negative_edge_lr_mult_is_refused(tool):
+    with pytest.raises(ValueError, match='edge_lr_mult must be >= 0, got -1'):
+        tool.render_config('detection', 'learnable', 0, 'data/toy',
+                           edge_lr_mult=-1.0)

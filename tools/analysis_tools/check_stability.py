@@ -173,7 +173,10 @@ def render_config(task: str, name: str, seed: int, data: str,
     the hook and the edges' ``paramwise_cfg``; ``zero_init_residual=False``
     applies to every backbone, so the stock row stays comparable."""
     spec = TASKS[task]
-    extra = LEARNABLE_EXTRA.format(lambda_=lambda_, edge_lr_mult=edge_lr_mult) \
+    if edge_lr_mult < 0:
+        raise ValueError(f'edge_lr_mult must be >= 0, got {edge_lr_mult}')
+    extra = LEARNABLE_EXTRA.format(
+        lambda_=lambda_, edge_lr_mult=edge_lr_mult) \
         if name == 'learnable' else ''
     backbone = spec['backbones'][name]
     if not zero_init_residual:
@@ -244,7 +247,8 @@ def main():
                         help="detection: mmdet's heads, or toy-sized ones "
                         '(same optimizer and schedule, about 8x faster)')
     parser.add_argument('--edge-lr-mult', type=float, default=1.0,
-                        help="the learnable run's edge lr_mult (paramwise_cfg)")
+                        help="the learnable run's edge lr_mult "
+                        '(paramwise_cfg)')
     parser.add_argument('--no-zero-init-residual', dest='zero_init_residual',
                         action='store_false',
                         help='zero_init_residual=False for every backbone')
