@@ -1,11 +1,14 @@
 """A small, seeded COCO-format detection set of coloured shapes.
 
 Three classes (square, disk, triangle) with boxes and polygon masks, drawn on
-a noisy background; ``train`` and ``val`` splits. Used by ``make demo`` and
-the end-to-end tests, so that the stock mmdet pipelines (``CocoDataset``,
-``CocoMetric`` via pycocotools) run on real files with no download.
+a noisy background; ``train``, ``val`` and ``test`` splits, each drawn from
+its own seed. Settings are chosen on ``val``; ``test`` is held out for the
+numbers reported after that choice. Used by ``make demo`` and the end-to-end
+tests, so that the stock mmdet pipelines (``CocoDataset``, ``CocoMetric`` via
+pycocotools) run on real files with no download.
 
-    python -m mmtopo.datasets.toy_coco data/toy_coco --train 200 --val 50
+    python -m mmtopo.datasets.toy_coco data/toy_coco --train 200 --val 50 \
+        --test 200
 """
 import argparse
 import json
@@ -87,13 +90,23 @@ def make_split(root: Path, split: str, num_images: int, size: int,
     return path
 
 
+# each split's seed offset: a split's images do not depend on the others'
+SPLIT_SEEDS = dict(train=0, val=1, test=2)
+
+
 def make_toy_coco(root, num_train: int = 200, num_val: int = 50,
-                  size: int = 128, seed: int = 0) -> Path:
-    """Generate both splits under ``root`` (train seeded ``seed``, val
-    ``seed + 1``); returns ``root``."""
+                  num_test: int = 200, size: int = 128, seed: int = 0,
+                  missing_only: bool = False) -> Path:
+    """Generate the three splits under ``root`` (split ``s`` seeded ``seed
+    + SPLIT_SEEDS[s]``); returns ``root``. With ``missing_only`` a split
+    whose annotation file exists is kept as it is, so that a set from
+    before the test split gains one without changing its train or val."""
     root = Path(root)
-    make_split(root, 'train', num_train, size, seed)
-    make_split(root, 'val', num_val, size, seed + 1)
+    sizes = dict(train=num_train, val=num_val, test=num_test)
+    for split, num_images in sizes.items():
+        if missing_only and (root / 'annotations' / f'{split}.json').exists():
+            continue
+        make_split(root, split, num_images, size, seed + SPLIT_SEEDS[split])
     return root
 
 
@@ -102,10 +115,12 @@ def main() -> None:
     parser.add_argument('root', help='output folder, e.g. data/toy_coco')
     parser.add_argument('--train', type=int, default=200)
     parser.add_argument('--val', type=int, default=50)
+    parser.add_argument('--test', type=int, default=200)
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
-    make_toy_coco(args.root, args.train, args.val, args.size, args.seed)
+    make_toy_coco(args.root, args.train, args.val, args.test, args.size,
+                  args.seed)
     print(f'toy COCO set written to {args.root}')
 
 
