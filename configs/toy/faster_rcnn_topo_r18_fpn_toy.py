@@ -1,6 +1,7 @@
 # Faster R-CNN with a learnable-topology TopoResNet-18 on the embedded toy
 # COCO set (python -m mmtopo.datasets.toy_coco data/toy_coco): 128x128 images,
 # three shape classes, a few minutes on 2 CPU cores. Trained from scratch.
+# Validated on the val split; tools/test.py scores the held-out test split.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
 
@@ -68,9 +69,19 @@ val_dataloader = dict(
         ann_file='annotations/val.json',
         data_prefix=dict(img='val/'),
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# settings are chosen on val; test is held out (tools/test.py reports it)
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/test.json',
+        data_prefix=dict(img='test/'),
+        pipeline=test_pipeline))
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
-test_evaluator = val_evaluator
+test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
 
 max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

@@ -57,10 +57,11 @@ def check_compiled_run(eager, compiled, work):
 
 
 def test_toy_faster_rcnn_trains_with_compile_true(tmp_path):
-    root = make_toy_coco(tmp_path / 'toy_coco', num_train=24, num_val=4)
+    root = make_toy_coco(tmp_path / 'toy_coco', num_train=24, num_val=4,
+                        num_test=4)
     options = [f'{s}_dataloader.dataset.data_root={root}/'
                for s in ('train', 'val', 'test')]
-    options += [f'{s}_evaluator.ann_file={root}/annotations/val.json'
+    options += [f'{s}_evaluator.ann_file={root}/annotations/{s}.json'
                 for s in ('val', 'test')]
     options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                 'param_scheduler.1.milestones=[100]']

@@ -27,15 +27,21 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable,
 @pytest.fixture(scope='module')
 def toy_data(tmp_path_factory):
     return make_toy_coco(tmp_path_factory.mktemp('data') / 'toy_coco',
-                         num_train=200, num_val=50)
+                         num_train=200, num_val=50, num_test=50)
 
 
-def data_options(root, epochs=None):
+def data_options(root, epochs=None, test_split='val'):
+    """Point the config at the toy set under ``root``. The test loop scores
+    ``test_split``: ``'val'`` (the default here) so that tools/test.py
+    reproduces the training run's validation exactly; ``'test'`` is the
+    configs' own choice, the held-out split."""
     root = f'{root}/'
     opts = [f'{s}_dataloader.dataset.data_root={root}'
             for s in ('train', 'val', 'test')]
-    opts += [f'{s}_evaluator.ann_file={root}annotations/val.json'
-             for s in ('val', 'test')]
+    opts += [f'test_dataloader.dataset.ann_file=annotations/{test_split}.json',
+             f'test_dataloader.dataset.data_prefix.img={test_split}/']
+    opts += [f'val_evaluator.ann_file={root}annotations/val.json',
+             f'test_evaluator.ann_file={root}annotations/{test_split}.json']
     if epochs:
         opts += [f'train_cfg.max_epochs={epochs}',
                  f'train_cfg.val_interval={epochs}',
@@ -121,6 +127,19 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
     assert {p['img_id'] for p in predictions} == {
         i['id'] for i in gt['images']}
     assert all(len(p['pred_instances']['bboxes']) > 0 for p in predictions)
+
+    # the configs' own test loop scores the held-out split, whose images
+    # the model never saw and val did not choose it on: the same floor holds
+    held_out = tmp_path / 'held_out.pkl'
+    out = run([sys.executable, 'tools/test.py', str(TOY_FASTER),
+               str(work / 'epoch_4.pth'), '--work-dir',
+               str(tmp_path / 'test_split'), '--out', str(held_out),
+               '--cfg-options', *data_options(toy_data, test_split='test')])
+    assert float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1]) > MAP_FLOOR
+    test_gt = json.loads((toy_data / 'annotations/test.json').read_text())
+    assert {p['img_id'] for p in load(str(held_out))} == {
+        i['id'] for i in test_gt['images']}
+    assert len(test_gt['images']) == 50
 
     # inference through mmdet's own API, as the README shows: the same
     # detections as the test loop's for that image (the quality, with its
