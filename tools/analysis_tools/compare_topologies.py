@@ -2,9 +2,14 @@
 tools/train.py and print a results table (mean ± std of the metric, active
 edges at the end, parameters, FLOPs, seconds per iteration).
 
+The metric is read on the validation split, where settings are chosen, and,
+for the toy detection tasks, also on the held-out test split (each run's
+last checkpoint through tools/test.py), which no setting was chosen on.
+
     python tools/analysis_tools/compare_topologies.py digits --seeds 0 1 2
     python tools/analysis_tools/compare_topologies.py toy_detection --seeds 0 1
     python tools/analysis_tools/compare_topologies.py toy_detection_mobilenetv2
+    python tools/analysis_tools/compare_topologies.py toy_detection_demo
     python tools/analysis_tools/compare_topologies.py digits --wirings dynamic
 
 Not part of ``make test``: each run trains a model.
@@ -41,7 +46,20 @@ TASKS = dict(
         metric='coco/bbox_mAP',
         data='data/toy_coco',
         input_shape=(3, 128, 128),
-        complexity_of='backbone'),
+        complexity_of='backbone',
+        test_split=True),
+    # the demo's model (TopoResNet-34 layout at half width, FLOPs budget
+    # 0.8, no zero-init residuals) against its residual wiring
+    toy_detection_demo=dict(
+        configs=dict(
+            learnable='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget.py',
+            residual='configs/toy/'
+            'faster_rcnn_topo_r34_fpn_toy_budget_residual.py'),
+        metric='coco/bbox_mAP',
+        data='data/toy_coco',
+        input_shape=(3, 128, 128),
+        complexity_of='backbone',
+        test_split=True),
     toy_detection_mobilenetv2=dict(
         configs=dict(
             learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
@@ -50,7 +68,8 @@ TASKS = dict(
         metric='coco/bbox_mAP',
         data='data/toy_coco',
         input_shape=(3, 128, 128),
-        complexity_of='backbone'),
+        complexity_of='backbone',
+        test_split=True),
 )
 
 
@@ -60,15 +79,33 @@ def data_options(task: str, root: str):
     opts = [f'{s}_dataloader.dataset.data_root={root}'
             for s in ('train', 'val', 'test')]
     if detection:
-        opts += [f'{s}_evaluator.ann_file={root}annotations/val.json'
+        opts += [f'{s}_evaluator.ann_file={root}annotations/{s}.json'
                  for s in ('val', 'test')]
     return opts
+
+
+def test_metric(task: str, config: str, checkpoint: str, data: str,
+                work_dir: Path, options=(), reuse: bool = False) -> float:
+    """The metric of ``checkpoint`` on the config's test split, through
+    tools/test.py (with ``reuse``, read from an earlier evaluation in
+    ``work_dir`` if there is one)."""
+    if not (reuse and list(work_dir.glob('*/*.json'))):
+        subprocess.run(
+            [sys.executable, 'tools/test.py', config, checkpoint,
+             '--work-dir', str(work_dir), '--cfg-options',
+             *data_options(task, data), *options],
+            cwd=REPO, check=True, capture_output=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    log = sorted(work_dir.glob('*/*.json'))[-1]
+    return json.loads(log.read_text().splitlines()[-1])[
+        TASKS[task]['metric']]
 
 
 def train(task, config, seed, data, work_dir: Path, options=(),
           reuse: bool = False) -> dict:
     """Train one run (or, with ``reuse``, read a finished run in
-    ``work_dir``) and return its metric, speed and active edges."""
+    ``work_dir``) and return its validation metric, its test metric if the
+    task has a test split, speed and active edges."""
     if not (reuse and (work_dir / 'last_checkpoint').exists()):
         subprocess.run(
             [sys.executable, 'tools/train.py', config, '--work-dir',
@@ -80,9 +117,23 @@ def train(task, config, seed, data, work_dir: Path, options=(),
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     train_rows = [r for r in rows if 'loss' in r]
     metric = TASKS[task]['metric']
+    test = None
+    if TASKS[task].get('test_split'):
+        checkpoint = (work_dir / 'last_checkpoint').read_text().strip()
+        test = test_metric(task, config, checkpoint, data, work_dir / 'test',
+                           options, reuse)
     return dict(metric=[r for r in rows if metric in r][-1][metric],
+                test=test,
                 s_per_iter=mean(r['time'] for r in train_rows[1:]),
                 active=train_rows[-1].get('topo/active_edges'))
+
+
+def spread(values) -> tuple:
+    """``mean ± std`` and the per-seed list, or dashes for no values."""
+    if not values or None in values:
+        return '-', '-'
+    return (f'{mean(values):.3f} ± {pstdev(values):.3f}',
+            ', '.join(f'{v:.3f}' for v in values))
 
 
 def complexity(config: str, input_shape, part: str = 'model') -> tuple:
@@ -135,9 +186,10 @@ def main():
                      f'{list(task["configs"])}')
     ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
     part = task.get('complexity_of', 'model')
-    lines = [f'| wiring | {task["metric"]} (mean ± std, '
-             f'{len(args.seeds)} seeds) | per seed | active edges | {part}'
-             f' params | {part} FLOPs | s/iter |', '| --- ' * 7 + '|']
+    lines = [f'| wiring | val {task["metric"]} (mean ± std, '
+             f'{len(args.seeds)} seeds) | val per seed | test (mean ± std) '
+             f'| test per seed | active edges | {part} params | {part} '
+             'FLOPs | s/iter |', '| --- ' * 9 + '|']
     for name in wirings:
         config = task['configs'][name]
         runs = []
@@ -156,11 +208,9 @@ def main():
             counts = [r['active'] for r in runs if r['active'] is not None]
             active = (f'{mean(counts):.1f} / {edges}' if counts else
                       f'{edges} (fixed)')
-        lines.append(
-            f'| {name} | {mean(values):.3f} ± {pstdev(values):.3f} | '
-            f'{", ".join(f"{v:.3f}" for v in values)} | {active} | '
-            f'{cost[0]} | {cost[1]} | '
-            f'{mean(r["s_per_iter"] for r in runs):.3f} |')
+        cells = [*spread(values), *spread([r['test'] for r in runs]),
+                 active, *cost, f'{mean(r["s_per_iter"] for r in runs):.3f}']
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     print_table(lines, args.out)
 
 
