@@ -2,9 +2,10 @@
 
 A Faster R-CNN with a TopoResNet-34 layout learns its connectivity under a
 budget (80% of the backbone FLOPs), is evaluated with the
-COCO metric (pycocotools), draws its learned topology, and is pruned to a
-deployable model, which is evaluated again (same mAP) and costed (fewer
-FLOPs and parameters).
+COCO metric (pycocotools) on the val split and the held-out test split,
+draws its learned topology, and is pruned to a deployable model, which is
+evaluated again on test (same mAP) and costed (fewer FLOPs and
+parameters).
 
     python tools/demo.py [--config CFG] [--data data/toy_coco]
                          [--work-dir work_dirs/demo]
@@ -17,7 +18,7 @@ import torch
 from mmengine.config import Config
 
 import mmtopo  # noqa: F401
-from mmtopo.datasets.toy_coco import make_toy_coco
+from mmtopo.datasets import ensure_dataset
 from mmtopo.utils.complexity import BackboneCosts, count_flops
 from mmtopo.utils.launch import build_runner
 from mmtopo.utils.node_similarity import node_output_correlation
@@ -36,7 +37,7 @@ def demo_config(config: str, data_root: str, work_dir: str) -> Config:
         cfg[f'{split}_dataloader'].dataset.data_root = data_root
     for split in ('val', 'test'):
         cfg[f'{split}_evaluator'].ann_file = \
-            data_root + 'annotations/val.json'
+            data_root + f'annotations/{split}.json'
     cfg.work_dir = work_dir
     # evaluate once, after training (below), not also at the last epoch
     cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
@@ -90,13 +91,15 @@ def main() -> int:
     parser.add_argument('--work-dir', default='work_dirs/demo')
     args = parser.parse_args()
 
-    if not osp.exists(osp.join(args.data, 'annotations', 'val.json')):
+    if not osp.exists(osp.join(args.data, 'annotations', 'test.json')):
         print(f'Generating the toy COCO set in {args.data} ...')
-        make_toy_coco(args.data)
+    ensure_dataset('toy_coco', args.data)
     cfg = demo_config(args.config, args.data, args.work_dir)
     runner = build_runner(cfg)
     runner.train()
-    metrics = runner.val_loop.run()  # COCO bbox mAP through pycocotools
+    # COCO bbox mAP through pycocotools
+    val_metrics = runner.val_loop.run()
+    metrics = runner.test_loop.run()
     model = runner.model
     backbone = model.backbone
 
@@ -121,11 +124,13 @@ def main() -> int:
 
     print('\n=== Learned topology (edge i->j: weight; "." = pruned) ===')
     print(format_topology(backbone.topology_graphs()))
-    print('\n=== COCO bbox metric on the toy val split ===')
-    print(f'{"":>24s}  {"learned":>8s}  {"pruned":>8s}')
+    print('\n=== COCO bbox metric (test: the held-out split) ===')
+    print(f'{"":>24s}  {"val":>8s}  {"test":>8s}  {"pruned":>8s}')
     for key, value in metrics.items():
         if isinstance(value, float):
-            print(f'{key:>24s}: {value:8.4f}  '
+            print(f'{key:>24s}: '
+                  f'{val_metrics.get(key, float("nan")):8.4f}  '
+                  f'{value:8.4f}  '
                   f'{pruned_metrics.get(key, float("nan")):8.4f}')
     print('\n=== Cost of the backbone at 128x128 ===')
     print(f'active edges: {active}/{len(edges)} ({active / len(edges):.2f})')
