@@ -71,15 +71,9 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 # settings are chosen on val; test is held out (tools/test.py reports it)
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/test.json',
-        data_prefix=dict(img='test/'),
-        pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json',
+                 data_prefix=dict(img='test/')))
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
 

@@ -27,6 +27,15 @@ from mmtopo.utils.tables import print_table
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def toy_detection_task(**configs) -> dict:
+    """A task on the toy COCO set: bbox mAP on val and the held-out test
+    split, the backbone's costs at the set's 128x128."""
+    return dict(configs=configs, metric='coco/bbox_mAP', data='data/toy_coco',
+                input_shape=(3, 128, 128), complexity_of='backbone',
+                test_split=True)
+
+
 TASKS = dict(
     digits=dict(
         configs=dict(
@@ -38,38 +47,20 @@ TASKS = dict(
         metric='accuracy/top1',
         data='data/digits',
         input_shape=(3, 32, 32)),
-    toy_detection=dict(
-        configs=dict(
-            learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
-            residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py',
-            dynamic='configs/toy/faster_rcnn_topo_r18_fpn_toy_dynamic.py'),
-        metric='coco/bbox_mAP',
-        data='data/toy_coco',
-        input_shape=(3, 128, 128),
-        complexity_of='backbone',
-        test_split=True),
+    toy_detection=toy_detection_task(
+        learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
+        residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py',
+        dynamic='configs/toy/faster_rcnn_topo_r18_fpn_toy_dynamic.py'),
     # the demo's model (TopoResNet-34 layout at half width, FLOPs budget
     # 0.8, no zero-init residuals) against its residual wiring
-    toy_detection_demo=dict(
-        configs=dict(
-            learnable='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget.py',
-            residual='configs/toy/'
-            'faster_rcnn_topo_r34_fpn_toy_budget_residual.py'),
-        metric='coco/bbox_mAP',
-        data='data/toy_coco',
-        input_shape=(3, 128, 128),
-        complexity_of='backbone',
-        test_split=True),
-    toy_detection_mobilenetv2=dict(
-        configs=dict(
-            learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
-            residual='configs/toy/'
-            'faster_rcnn_topo_mobilenetv2_fpn_toy_residual.py'),
-        metric='coco/bbox_mAP',
-        data='data/toy_coco',
-        input_shape=(3, 128, 128),
-        complexity_of='backbone',
-        test_split=True),
+    toy_detection_demo=toy_detection_task(
+        learnable='configs/toy/faster_rcnn_topo_r34_fpn_toy_budget.py',
+        residual='configs/toy/'
+        'faster_rcnn_topo_r34_fpn_toy_budget_residual.py'),
+    toy_detection_mobilenetv2=toy_detection_task(
+        learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
+        residual='configs/toy/'
+        'faster_rcnn_topo_mobilenetv2_fpn_toy_residual.py'),
 )
 
 
