@@ -28,7 +28,8 @@ from statistics import mean, median, pstdev
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_topologies import spread, test_metric, train  # noqa: E402
+from compare_topologies import (last_checkpoint, score_on_test,  # noqa: E402
+                                spread, train)
 
 from mmtopo.datasets import ensure_dataset  # noqa: E402
 from mmtopo.utils.tables import print_table  # noqa: E402
@@ -78,10 +79,6 @@ def hook_options(base: dict, budget: dict) -> list:
     hook.update(budget)
     return [f'custom_hooks.0.{k}={v!r}'.replace(' ', '')
             for k, v in hook.items()]
-
-
-def last_checkpoint(work_dir: Path) -> str:
-    return (work_dir / 'last_checkpoint').read_text().strip()
 
 
 def build(config: str, options):
@@ -217,9 +214,9 @@ def main():
                 run.update(prune_and_time(config, last_checkpoint(out),
                                           options, out / 'pruned',
                                           spec['image'], spec['batch']))
-                pruned = test_metric(spec['task'], run['config'],
-                                     run['checkpoint'], data,
-                                     out / 'pruned_test', reuse=args.reuse)
+                pruned = score_on_test(spec['task'], run['config'],
+                                       run['checkpoint'], data,
+                                       out / 'pruned_test', reuse=args.reuse)
                 if has_test and abs(pruned - run['test']) > 1e-9:
                     print(f'warning: {out}: the pruned model scores '
                           f'{pruned} on test, the dense one {run["test"]}')
@@ -259,10 +256,10 @@ def main():
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     print_table(lines, args.out)
     if args.plot:
-        split = 'test' if has_test else 'metric'
-        plot(rows, split, f'{split.replace("metric", "val")} {metric}',
-             args.plot, f'{args.task}: learned topologies '
-             f'pruned under budgets ({len(args.seeds)} seeds)')
+        key, label = ('test', 'test') if has_test else ('metric', 'val')
+        plot(rows, key, f'{label} {metric}', args.plot,
+             f'{args.task}: learned topologies pruned under budgets '
+             f'({len(args.seeds)} seeds)')
 
 
 if __name__ == '__main__':

@@ -75,8 +75,12 @@ def data_options(task: str, root: str):
     return opts
 
 
-def test_metric(task: str, config: str, checkpoint: str, data: str,
-                work_dir: Path, options=(), reuse: bool = False) -> float:
+def last_checkpoint(work_dir: Path) -> str:
+    return (work_dir / 'last_checkpoint').read_text().strip()
+
+
+def score_on_test(task: str, config: str, checkpoint: str, data: str,
+                  work_dir: Path, options=(), reuse: bool = False) -> float:
     """The metric of ``checkpoint`` on the config's test split, through
     tools/test.py (with ``reuse``, read from an earlier evaluation in
     ``work_dir`` if there is one)."""
@@ -110,9 +114,8 @@ def train(task, config, seed, data, work_dir: Path, options=(),
     metric = TASKS[task]['metric']
     test = None
     if TASKS[task].get('test_split'):
-        checkpoint = (work_dir / 'last_checkpoint').read_text().strip()
-        test = test_metric(task, config, checkpoint, data, work_dir / 'test',
-                           options, reuse)
+        test = score_on_test(task, config, last_checkpoint(work_dir), data,
+                             work_dir / 'test', options, reuse)
     return dict(metric=[r for r in rows if metric in r][-1][metric],
                 test=test,
                 s_per_iter=mean(r['time'] for r in train_rows[1:]),
