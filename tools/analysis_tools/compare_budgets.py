@@ -81,6 +81,18 @@ def hook_options(base: dict, budget: dict) -> list:
             for k, v in hook.items()]
 
 
+def run_config(spec: dict, name: str, cfg_options=()) -> tuple:
+    """The config and the ``key=value`` options of run ``name``: the
+    task's options, then the user's (``--cfg-options``), then, for a
+    learnable run, its budget's hook options (which ``main`` keeps the
+    user's from touching: they define the runs)."""
+    options = [*spec['options'], *cfg_options]
+    if name == 'residual':
+        return spec['residual'], options
+    return spec['learnable'], options + hook_options(spec['hook'],
+                                                     BUDGETS[name])
+
+
 def build(config: str, options):
     """The config (with ``key=value`` options merged) and its model."""
     from mmengine.config import Config, DictAction
@@ -105,6 +117,15 @@ def residual_flops(spec: dict) -> float:
     x = torch.zeros(1, *spec['image'])
     return count_flops(residual.backbone, (x, )) / BackboneCosts(
         learnable.backbone, spec['image']).total
+
+
+def non_finite_edges(checkpoint: str) -> list:
+    """The edge-weight tensors of ``checkpoint`` holding a NaN or inf (a
+    diverged run), by state-dict key."""
+    import torch
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    return [k for k, v in state['state_dict'].items()
+            if k.endswith('edge_weights') and not torch.isfinite(v).all()]
 
 
 def prune_and_time(config: str, checkpoint: str, options, out_dir: Path,
@@ -152,6 +173,8 @@ def plot(rows: dict, key: str, metric: str, path: str, title: str) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for name, runs in rows.items():
+        if not runs:  # every seed diverged
+            continue
         values = [r[key] for r in runs]
         flops = [r['flops'] for r in runs]
         ax.errorbar(mean(flops), mean(values), yerr=pstdev(values),
@@ -178,6 +201,9 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/budgets')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--plot', help='metric against FLOPs, a PNG')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='key=value overrides for every run (residual '
+                        'and learnable), as tools/train.py takes them')
     parser.add_argument('--finetune', action='store_true',
                         help='also fine-tune each pruned (fixed) graph from '
                         'its pruned checkpoint, the workflow the README '
@@ -187,26 +213,32 @@ def main():
                         'instead of training them again')
     args = parser.parse_args()
     spec = TASKS[args.task]
+    clash = [o for o in args.cfg_options if o.startswith('custom_hooks.0.')]
+    if clash:
+        parser.error(f'--cfg-options {clash}: the sparsity hook '
+                     '(custom_hooks.0) is set by each budget in --runs')
     from compare_topologies import TASKS as TRAIN_TASKS
     metric = TRAIN_TASKS[spec['task']]['metric']
     data = args.data or TRAIN_TASKS[spec['task']]['data']
     ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
     has_test = TRAIN_TASKS[spec['task']].get('test_split', False)
-    rows = {}
+    rows, diverged = {}, {}
     for name in args.runs:
-        rows[name] = []
+        rows[name], diverged[name] = [], 0
         for seed in args.seeds:
             out = Path(args.work_dir) / args.task / f'{name}_seed{seed}'
-            if name == 'residual':
-                config, options = spec['residual'], spec['options']
-            else:
-                config = spec['learnable']
-                options = spec['options'] + hook_options(spec['hook'],
-                                                         BUDGETS[name])
+            config, options = run_config(spec, name, args.cfg_options)
             # val: the trained model (pruning at 0 keeps its function);
             # test: the held-out split, scored on the pruned model
             run = train(spec['task'], config, seed, data, out, options,
                         reuse=args.reuse)
+            bad = (non_finite_edges(last_checkpoint(out))
+                   if name != 'residual' else [])
+            if bad:  # nothing to prune or score: counted, left out
+                print(f'{name} {seed}: diverged (non-finite {bad})',
+                      flush=True)
+                diverged[name] += 1
+                continue
             if name == 'residual':
                 run.update(flops=residual_flops(spec), time_ratio=None,
                            active=None)
@@ -236,12 +268,18 @@ def main():
                 'time_ratio', 'active')}, flush=True)
     tuned = (' | fine-tuned, val | fine-tuned, test' if args.finetune
              else '')
-    lines = [f'| run | val {metric} (mean ± std, {len(args.seeds)} seeds) | '
-             f'val per seed | test (mean ± std) | test per seed{tuned} | '
-             'active edges | backbone FLOPs vs dense | inference time vs '
-             'dense |', '| --- ' * (8 + 2 * args.finetune) + '|']
+    lines = [f'| run | diverged | val {metric} (mean ± std, the runs that '
+             f'did not diverge) | val per seed | test (mean ± std) | test per '
+             f'seed{tuned} | active edges | backbone FLOPs vs dense | '
+             'inference time vs dense |',
+             '| --- ' * (9 + 2 * args.finetune) + '|']
     for name, runs in rows.items():
-        cells = [*spread([r['metric'] for r in runs]),
+        if not runs:
+            lines.append(f'| {name} | {diverged[name]} / {len(args.seeds)} | '
+                         + ' | '.join(['-'] * (7 + 2 * args.finetune)) + ' |')
+            continue
+        cells = [f'{diverged[name]} / {len(args.seeds)}',
+                 *spread([r['metric'] for r in runs]),
                  *spread([r['test'] for r in runs])]
         if args.finetune:
             cells += [spread([r.get('finetuned') for r in runs])[0],
