@@ -479,6 +479,17 @@ def test_a_threshold_that_cuts_a_stage_names_it_and_the_largest_safe_one():
     assert specs[1]['edges'] == [(0, 1), (1, 2), (2, 3), (3, 4)]
 
 
+def test_a_diverged_graph_is_refused_naming_its_non_finite_edges():
+    model = _pruned_model()
+    with torch.no_grad():
+        model.layer3.edge_weights[0, 1] = float('nan')
+    # not "cuts every path" (a NaN compares false with every threshold)
+    with pytest.raises(ValueError, match=r"layer3: edge weights \(i, j, "
+                       r"weight\) \[\(0, 1, nan\)\] are not finite \(the run "
+                       r'diverged\)'):
+        model.export_topology()
+
+
 @pytest.mark.parametrize('spec,words', [
     (dict(type='custom', edges=[(0, 1), (1, 3), (0, 3)], removed=[2, 1]),
      'node 1 is removed but has edges [(0, 1), (1, 3)]'),

@@ -14,6 +14,7 @@ A family is a thin class that puts :class:`TopoMixin` before the stock class
 and, where the stock class does not list its stages in ``res_layers``,
 names them (see ``TopoMobileNetV2``).
 """
+import math
 from typing import Dict, List, Sequence, Union
 
 from torch import nn
@@ -136,13 +137,22 @@ class TopoMixin:
         those edges set to zero.
 
         Raises ``ValueError`` naming the stage when the threshold cuts every
-        path through it, with the largest threshold that would not.
+        path through it, with the largest threshold that would not, and
+        when its edge weights are not finite (a diverged run: no threshold
+        says which of its edges matter).
         """
         if threshold < 0:
             raise ValueError(f'threshold must be >= 0, got {threshold!r}')
         specs = []
         for graph in self.topology_graphs():
             n = graph['num_nodes']
+            bad = [(i, j, w) for i, j, w in graph['edges']
+                   if not math.isfinite(w)]
+            if bad:
+                raise ValueError(
+                    f"{graph['name']}: edge weights (i, j, weight) {bad} are "
+                    'not finite (the run diverged); such a graph cannot be '
+                    'pruned')
             kept_edges, kept = prune_graph(n, graph['edges'], threshold)
             if not kept[-1]:
                 raise ValueError(
