@@ -16,7 +16,8 @@ test split) against FLOPs.
     python tools/analysis_tools/compare_budgets.py digits --seeds 0 1 2 \
         --out docs/budgets_digits.md --plot docs/budgets_digits.png
     python tools/analysis_tools/compare_budgets.py digits --runs dense \
-        flops_0_85 --finetune --cfg-options optim_wrapper.optimizer.weight_decay=1e-4
+        flops_0_85 --finetune \
+        --cfg-options optim_wrapper.optimizer.weight_decay=1e-4
 
 Tasks use the ResNet-34 stage layout (3/4/6/3 blocks, 43 edges), where
 there is something to prune. Not part of ``make test``: each run trains a
