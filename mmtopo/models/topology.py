@@ -132,6 +132,24 @@ def widest_path_edges(num_nodes: int, edges) -> Tuple[float, List[Edge]]:
     return best[-1], path[::-1]
 
 
+def bridge_edges(num_nodes: int, edges) -> List[Edge]:
+    """The edges of non-zero weight that lie on every path from node 0 to
+    the output: zeroing any one of them cuts the stage. Counted exactly,
+    as the number of paths through an edge against all paths; none when
+    the stage is already cut."""
+    active = sorted(((i, j) for i, j, w in edges if w != 0),
+                    key=lambda e: e[1])
+    into = [1] + [0] * (num_nodes - 1)  # paths from node 0 to each node
+    for i, j in active:
+        into[j] += into[i]
+    out_of = [0] * (num_nodes - 1) + [1]  # paths from each node onwards
+    for i, j in reversed(active):
+        out_of[i] += out_of[j]
+    total = into[-1]
+    return [(i, j) for i, j in active
+            if total > 0 and into[i] * out_of[j] == total]
+
+
 def widest_path(num_nodes: int, edges) -> float:
     """The width ``t`` of :func:`widest_path_edges`."""
     return widest_path_edges(num_nodes, edges)[0]

@@ -496,6 +496,61 @@ def test_budget_grows_lambda_until_met_then_holds_the_pruned_edges():
     assert runner.message_hub.get_info('topo/lambda_scale') == 16
 
 
+def test_a_stalled_budget_is_logged_and_an_unmet_one_reported(caplog):
+    """Every stage a chain (0->1->2, its skip 0->2 at zero) and the budget
+    (half the edges) unmet: no edge can be pruned without cutting a stage.
+    The hook says so (``topo/budget_stalled``) and otherwise steps as ever:
+    lambda grows, the skip edges SGD moves are thresholded back to zero and
+    the chain is shrunk by lr * lambda = 0.2 (1->2, into the output, scaled
+    back to its column's L1). Once a skip edge carries weight, it is not
+    stalled. An unmet budget is reported at the end, with the reason."""
+    hook = EdgeSparsityHook(lambda_=2.0, target_ratio=0.5, lambda_growth=2,
+                            interval=1)
+    model, wrapper, runner = hooked(hook)
+    stages = model.backbone.stages
+    with torch.no_grad():
+        for stage in stages:
+            stage.edge_weights[0, 2] = 0.
+    assert hook.budget_stalled() and not hook.budget_met()
+    hook.before_train_iter(runner, 0)
+    assert hook._lambda_now == 2.0
+    assert runner.message_hub.get_info('topo/lambda_scale') == 2.0
+    x, y = batch()
+    wrapper.backward(model(x, y, mode='loss')['loss'])
+    sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
+    wrapper.step()
+    for stage, before in zip(stages, sgd):
+        w = stage.edge_weights.detach()
+        assert 0 < before[0, 2].abs() < 0.2  # moved, then thresholded
+        assert w[0, 2] == 0
+        torch.testing.assert_close(w[0, 1], before[0, 1] - 0.2 *
+                                   before[0, 1].sign(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            w[1, 2].abs(), before[0, 2].abs() + before[1, 2].abs(),
+            atol=1e-6, rtol=0)
+    hook.after_train_iter(runner, 0)
+    hub = runner.message_hub
+    assert hub.get_scalar('train/topo/budget_stalled').current() == 1.0
+    with torch.no_grad():
+        stages[0].edge_weights[0, 2] = 0.9
+    assert not hook.budget_stalled()
+    hook.after_train_iter(runner, 1)
+    assert hub.get_scalar('train/topo/budget_stalled').current() == 0.0
+    with caplog.at_level(logging.WARNING, logger='test'):
+        hook.after_train(runner)
+        with torch.no_grad():
+            stages[0].edge_weights[0, 2] = 0.
+        hook.after_train(runner)
+    assert [r.message for r in caplog.records] == [
+        'EdgeSparsityHook: the budget (target_ratio=0.5, active 0.750) was '
+        'not met by the end of training; lengthen the schedule or raise '
+        'lambda_growth',
+        'EdgeSparsityHook: the budget (target_ratio=0.5, active 0.667) was '
+        'not met by the end of training; every edge left lies on the last '
+        'path through its stage (which the proximal step never cuts), so '
+        'nothing more could be pruned']
+
+
 def test_within_the_budget_zero_edges_grow_back():
     """A budget of every edge is always met: no penalty, and an edge at
     zero regrows as plain SGD moves it."""

@@ -256,6 +256,24 @@ def test_widest_path_follows_the_graph_order():
     assert widest_path_edges(3, [(0, 1, 0.5)]) == (0.0, [])
 
 
+def test_bridge_edges_are_the_edges_on_every_path():
+    """A chain: every edge. A skip 0->2 around block 1: only 2->3 remains
+    on every path. Zero edges, and edges off every path (1->3 from a node
+    nothing reaches), are never bridges; a cut stage has none."""
+    from mmtopo.models.topology import bridge_edges
+    chain = [(0, 1, 0.5), (1, 2, -0.3), (2, 3, 1.0), (0, 2, 0.0)]
+    assert bridge_edges(4, chain) == [(0, 1), (1, 2), (2, 3)]
+    skip = [(0, 1, 0.5), (1, 2, -0.3), (2, 3, 1.0), (0, 2, 0.2)]
+    assert bridge_edges(4, skip) == [(2, 3)]
+    # two parallel two-edge paths meet only at the ends: no bridge
+    square = [(0, 1, 1.0), (1, 3, 1.0), (0, 2, 1.0), (2, 3, 1.0)]
+    assert bridge_edges(4, square) == []
+    # 1 is cut off from node 0, so 1->3 carries no path
+    dangling = [(0, 1, 0.0), (1, 3, 0.7), (0, 2, 0.4), (2, 3, 0.6)]
+    assert bridge_edges(4, dangling) == [(0, 2), (2, 3)]
+    assert bridge_edges(3, [(0, 1, 0.5), (1, 2, 0.0)]) == []
+
+
 def test_random_defaults_to_seeded_erdos_renyi():
     default = build_stage_topology(dict(type='random', p=0.5), 4, 1)
     explicit = build_stage_topology(

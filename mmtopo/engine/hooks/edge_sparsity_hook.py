@@ -10,7 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from ...models.layers import StageGraph
-from ...models.topology import widest_path_edges
+from ...models.topology import bridge_edges, widest_path_edges
 from ...registry import register_hook
 from ...utils.complexity import BackboneCosts
 from .step_callback import StepCallback
@@ -94,6 +94,14 @@ class EdgeSparsityHook(Hook):
     would, the edges of the stage's widest path keep their values from
     before the threshold (a stage whose output is constant zero is a broken
     network, not a sparse one).
+
+    Under a budget, the hook logs whether it is *stalled*
+    (``topo/budget_stalled``): every edge left in every stage lies on its
+    stage's last path (:func:`bridge_edges`; chains, once the skip edges
+    are pruned), so no edge can go until one off a path grows back; lambda
+    keeps growing meanwhile (holding it there was tried: on digits it
+    spared one run a collapse and cost three others theirs). A budget
+    still unmet when training ends is reported.
     """
 
     priority = 'NORMAL'
@@ -241,6 +249,24 @@ class EdgeSparsityHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._stages and self.has_budget and not self.budget_met():
+            runner.logger.warning(
+                f'EdgeSparsityHook: the budget ({self._budget_text()}) was '
+                'not met by the end of training' +
+                ('; every edge left lies on the last path through its '
+                 'stage (which the proximal step never cuts), so nothing '
+                 'more could be pruned' if self.budget_stalled() else
+                 '; lengthen the schedule or raise lambda_growth'))
+
+    def _budget_text(self) -> str:
+        parts = []
+        if self.target_ratio is not None:
+            parts.append(f'target_ratio={self.target_ratio}, active '
+                         f"{self.edge_stats()['active_ratio']:.3f}")
+        if self.target_flops is not None:
+            parts.append(f'target_flops={self.target_flops}, now '
+                         f'{self.flops_ratio():.3f}')
+        return '; '.join(parts)
 
     # -- every iteration -----------------------------------------------------
     def before_train_iter(self, runner, batch_idx: int,
@@ -265,6 +291,11 @@ class EdgeSparsityHook(Hook):
             return False
         return self.target_flops is None or \
             self.flops_ratio() <= self.target_flops
+
+    def budget_stalled(self) -> bool:
+        """Whether no edge of any trained stage can be pruned without
+        cutting its stage: every one left lies on the stage's last path."""
+        return all(_only_its_last_path(stage) for _, stage in self._stages)
 
     def flops_ratio(self) -> float:
         """The backbones' FLOPs, pruned at 0, as a fraction of dense."""
@@ -411,6 +442,9 @@ class EdgeSparsityHook(Hook):
                 hub.update_scalar(f'train/topo/{name}', getattr(self, name))
         if self._costs:
             hub.update_scalar('train/topo/flops_ratio', self.flops_ratio())
+        if self.has_budget:
+            hub.update_scalar('train/topo/budget_stalled',
+                              float(self.budget_stalled()))
         for key, value in {**self.edge_stats(),
                            **self.edge_shifts()}.items():
             hub.update_scalar(f'train/topo/{key}', value)
@@ -447,6 +481,14 @@ class EdgeSparsityHook(Hook):
         stats['active_edges'] = total_active
         stats['active_ratio'] = total_active / max(total_edges, 1)
         return stats
+
+
+def _only_its_last_path(stage: StageGraph) -> bool:
+    """Whether every non-zero edge of ``stage`` lies on every path through
+    it, so that zeroing any would cut the stage."""
+    edges = stage.edges()
+    active = sum(1 for _, _, w in edges if w != 0)
+    return len(bridge_edges(len(stage) + 1, edges)) == active
 
 
 def _restore_l1(column: torch.Tensor, before: torch.Tensor) -> None:
