@@ -100,8 +100,8 @@ class EdgeSparsityHook(Hook):
     stage's last path (:func:`bridge_edges`; chains, once the skip edges
     are pruned), so no edge can go until one off a path grows back; lambda
     keeps growing meanwhile (holding it there was tried: on digits it
-    spared one run a collapse and cost three others theirs). A budget
-    still unmet when training ends is reported.
+    rescued one collapsed run and cost three others 5 to 29 top-1
+    points). A budget still unmet when training ends is reported.
     """
 
     priority = 'NORMAL'
