@@ -87,11 +87,8 @@ ROWS = {
 def schedule(epochs: int) -> str:
     """The recipe's MultiStepLR at [100, 150] of 200 epochs, scaled."""
     milestones = [round(epochs / 2), round(epochs * 3 / 4)]
-    return (f'train_cfg = dict(max_epochs={epochs}, val_interval={epochs})\n'
-            f'param_scheduler = dict(type=\'MultiStepLR\', by_epoch=True, '
-            f'milestones={milestones}, gamma=0.1)\n'
-            f'default_hooks = dict(logger=dict(interval=10), checkpoint=dict('
-            f'interval={epochs}, max_keep_ckpts=1))\n')
+    return (f'param_scheduler = dict(type=\'MultiStepLR\', by_epoch=True, '
+            f'milestones={milestones}, gamma=0.1)\n')
 
 
 def config_text(row: str, seed: int, data: Path, epochs: int) -> str:
@@ -104,7 +101,7 @@ def config_text(row: str, seed: int, data: Path, epochs: int) -> str:
         extra += HOOK.format(lambda_=spec.lambda_)
     extra += TEST_SPLIT.format(data=os.path.abspath(data))
     return CIFAR.format(backbone=f'dict({backbone})', seed=seed,
-                        data=os.path.abspath(data), extra=extra,
+                        epochs=epochs, data=os.path.abspath(data), extra=extra,
                         heads=NARROW_HEAD)
 
 

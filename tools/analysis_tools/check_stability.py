@@ -5,18 +5,23 @@ Trains, over several seeds and through the libraries' own ``tools/train.py``
 one unmodified recipe: the stock ResNet, TopoResNet with the ``residual``
 wiring, and TopoResNet ``learnable`` + ``EdgeSparsityHook``. Prints one row
 per backbone: runs that diverged (a non-finite loss, a crash, or no metric),
-the final metric, and the range of the learned edge weights.
+the final metric, the range of the learned edge weights, and how far
+training moved the edges and, for comparison, the norm layers' per-channel
+scales from their initial values.
 
     python tools/analysis_tools/check_stability.py detection --seeds 0 1 2 3 4
     python tools/analysis_tools/check_stability.py cifar --seeds 0 1 2 3 4
     python tools/analysis_tools/check_stability.py detection --heads small \
         --backbones learnable --edge-lr-mult 10
+    python tools/analysis_tools/check_stability.py detection --heads small \
+        --backbones stock learnable --epochs 12   # mmdet's 1x schedule, whole
 
 ``detection``: mmdet's ``faster-rcnn_r50_fpn_1x_coco.py`` as it is (SGD lr
 0.02, its warm-up and schedule, no clipping) with a depth-18 backbone from
-scratch, batch 2, on the toy shapes set at 160x160, 360 iterations
-(``--heads small``: toy-sized FPN, RPN and box head; optimizer, learning
-rate, warm-up, schedule and batch unchanged).
+scratch, batch 2, on the toy shapes set at 160x160, 360 iterations, all
+inside the recipe's 500-iteration warm-up (``--epochs 12``: the whole 1x
+schedule, 1080 iterations; ``--heads small``: toy-sized FPN, RPN and box
+head; optimizer, learning rate, warm-up, schedule and batch unchanged).
 ``cifar``: mmpretrain's ``resnet18_8xb16_cifar10.py`` as it is (SGD lr 0.1,
 batch 16) on the handwritten digits at 32x32. Only the data, the length of
 training and the backbone type change. Not part of ``make test``: each run
@@ -30,6 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 from statistics import mean, pstdev
+from typing import Optional
 
 from mmtopo.datasets import ensure_dataset
 from mmtopo.utils.tables import print_table
@@ -68,9 +74,9 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file='{data}/annotations/val.json')
 test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=4, val_interval=4)  # 4 x 90 = 360 iterations
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # 90 iterations each
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=4, max_keep_ckpts=1))
+                     checkpoint=dict(interval={epochs}, max_keep_ckpts=1))
 randomness = dict(seed={seed})
 {extra}
 """
@@ -98,9 +104,9 @@ val_dataloader = dict(
     dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
                  data_prefix='val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=3, val_interval=3)  # 3 x 90 = 270 iterations
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # 90 iterations each
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=3, max_keep_ckpts=1))
+                     checkpoint=dict(interval={epochs}, max_keep_ckpts=1))
 randomness = dict(seed={seed})
 {extra}
 """
@@ -127,14 +133,14 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_={lambda_},
 TASKS = dict(
     detection=dict(
         template=DETECTION, package='mmdet', metric='coco/bbox_mAP',
-        data='data/toy_coco',
+        data='data/toy_coco', epochs=4,
         backbones=dict(
             stock="type='ResNet'",
             residual="type='TopoResNet', topology=dict(type='residual')",
             learnable="type='TopoResNet', topology=dict(type='learnable')")),
     cifar=dict(
         template=CIFAR, package='mmpretrain', metric='accuracy/top1',
-        data='data/digits',
+        data='data/digits', epochs=3,
         backbones=dict(
             stock="type='ResNet_CIFAR'",
             residual="type='TopoResNetCIFAR', topology=dict(type='residual')",
@@ -168,13 +174,20 @@ def edge_range(work_dir: Path):
 def render_config(task: str, name: str, seed: int, data: str,
                   lambda_: float = 1e-2, heads: str = 'stock',
                   edge_lr_mult: float = 1.0,
-                  zero_init_residual: bool = True) -> str:
+                  zero_init_residual: bool = True,
+                  epochs: Optional[int] = None) -> str:
     """The recipe with one backbone swapped in. Only the learnable run gets
     the hook and the edges' ``paramwise_cfg``; ``zero_init_residual=False``
-    applies to every backbone, so the stock row stays comparable."""
+    applies to every backbone, so the stock row stays comparable.
+    ``epochs`` (90 iterations each; default: the task's) is the length of
+    training: the recipe's own schedule (warm-up, decay milestones) runs
+    unchanged over it, so mmdet's 1x schedule runs whole at 12."""
     spec = TASKS[task]
     if edge_lr_mult < 0:
         raise ValueError(f'edge_lr_mult must be >= 0, got {edge_lr_mult}')
+    epochs = spec['epochs'] if epochs is None else epochs
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f'epochs must be a positive integer, got {epochs!r}')
     extra = LEARNABLE_EXTRA.format(
         lambda_=lambda_, edge_lr_mult=edge_lr_mult) \
         if name == 'learnable' else ''
@@ -182,9 +195,54 @@ def render_config(task: str, name: str, seed: int, data: str,
     if not zero_init_residual:
         backbone += ', zero_init_residual=False'
     return spec['template'].format(
-        backbone=f'dict({backbone})', seed=seed,
+        backbone=f'dict({backbone})', seed=seed, epochs=epochs,
         data=os.path.abspath(data), extra=extra,
         **(HEADS[heads] if task == 'detection' else HEADS['stock']))
+
+
+def learned_vs_init(package: str, config: Path,
+                    work_dir: Path) -> Optional[dict]:
+    """How far training moved the backbone of the last checkpoint from its
+    initial state: the edges' mean and largest ``|w - w0|`` (over the
+    edges of the mask) and the norm layers' mean ``|gamma - gamma0|`` (over
+    their channels). The per-channel scales are the yardstick of the edges'
+    step (``edge_grad='rms'`` gives an edge the step noise of one gamma).
+    The initial state is the run's backbone built and ``init_weights()``-ed
+    afresh: in these recipes both are constants (norm weights 1, or 0 where
+    ``zero_init_residual`` zeroes them; edges as the topology's ``init``),
+    so the seed does not enter."""
+    import importlib
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    import mmtopo  # noqa: F401  (registers; allow-lists checkpoint types)
+    ckpts = sorted(work_dir.glob('epoch_*.pth'))
+    if not ckpts:
+        return None
+    state = torch.load(ckpts[-1], map_location='cpu')['state_dict']
+    importlib.import_module(f'{package}.utils').register_all_modules()
+    init_default_scope(package)
+    registry = importlib.import_module(f'{package}.registry').MODELS
+    backbone = registry.build(Config.fromfile(str(config)).model.backbone)
+    backbone.init_weights()
+    gammas, edges = [], []
+    for name, module in backbone.named_modules():
+        if isinstance(module, _BatchNorm) and module.weight is not None:
+            final = state[f'backbone.{name}.weight']
+            gammas.append((final - module.weight.detach()).abs())
+        mask = getattr(module, 'edge_mask', None)
+        if mask is not None:
+            final = state[f'backbone.{name}.edge_weights']
+            edges.append((final - module.edge_weights.detach())[mask.bool()])
+    moved = dict(gamma_mean=float(torch.cat(gammas).mean()))
+    if edges:
+        edges = torch.cat(edges).abs()
+        moved.update(edge_mean=float(edges.mean()),
+                     edge_max=float(edges.max()))
+    return moved
 
 
 def run_one(task: str, name: str, seed: int, data: str, work_dir: Path,
@@ -211,7 +269,8 @@ def run_one(task: str, name: str, seed: int, data: str, work_dir: Path,
     return dict(diverged=diverged, returncode=proc.returncode,
                 metric=metrics[-1] if metrics else 0.0,
                 max_loss=max(losses) if losses else float('nan'),
-                edges=edge_range(work_dir) if name == 'learnable' else None)
+                edges=edge_range(work_dir) if name == 'learnable' else None,
+                moved=learned_vs_init(spec['package'], config, work_dir))
 
 
 def edge_summary(runs: list, digits: int = 3) -> str:
@@ -225,12 +284,25 @@ def edge_summary(runs: list, digits: int = 3) -> str:
             f'{mean(e[2] for e in edges):.2f}')
 
 
+def moved_summary(runs: list) -> str:
+    """``edges <mean> (max <max>), gammas <mean>``: the runs' mean moves
+    from init (:func:`learned_vs_init`), or ``-`` when no run has any."""
+    moved = [r['moved'] for r in runs if r.get('moved')]
+    if not moved:
+        return '-'
+    gammas = f'gammas {mean(m["gamma_mean"] for m in moved):.3f}'
+    if 'edge_mean' not in moved[0]:
+        return gammas
+    return (f'edges {mean(m["edge_mean"] for m in moved):.3f} (max '
+            f'{max(m["edge_max"] for m in moved):.3f}), {gammas}')
+
+
 def summary_row(name: str, runs: list) -> str:
     values = [r['metric'] for r in runs]
     return (f'| {name} | {sum(r["diverged"] for r in runs)} / {len(runs)} | '
             f'{mean(values):.3f} ± {pstdev(values):.3f} | '
             f'{", ".join(f"{v:.3f}" for v in values)} | '
-            f'{edge_summary(runs)} |')
+            f'{edge_summary(runs)} | {moved_summary(runs)} |')
 
 
 def main():
@@ -252,6 +324,10 @@ def main():
     parser.add_argument('--no-zero-init-residual', dest='zero_init_residual',
                         action='store_false',
                         help='zero_init_residual=False for every backbone')
+    parser.add_argument('--epochs', type=int,
+                        help='length of training in epochs of 90 iterations '
+                        '(default: detection 4, cifar 3; the recipe\'s '
+                        'schedule unchanged, mmdet\'s 1x whole at 12)')
     parser.add_argument('--data', help='data folder (default: per task)')
     parser.add_argument('--work-dir', default='work_dirs/stability')
     parser.add_argument('--out', help='also write the table to this file')
@@ -261,7 +337,8 @@ def main():
     ensure_dataset('digits' if args.task == 'cifar' else 'toy_coco', data)
     lines = [f'| backbone | diverged | {spec["metric"]} (mean ± std, '
              f'{len(args.seeds)} seeds) | per seed | learned edges: range, '
-             'active ratio |', '| --- ' * 5 + '|']
+             'active ratio | moved from init: edges mean (max), norm '
+             'weights mean |', '| --- ' * 6 + '|']
     for name in args.backbones:
         runs = []
         for seed in args.seeds:
@@ -269,7 +346,8 @@ def main():
             runs.append(run_one(
                 args.task, name, seed, data, out, lambda_=args.lambda_,
                 heads=args.heads, edge_lr_mult=args.edge_lr_mult,
-                zero_init_residual=args.zero_init_residual))
+                zero_init_residual=args.zero_init_residual,
+                epochs=args.epochs))
             print(name, seed, runs[-1], flush=True)
         lines.append(summary_row(name, runs))
     print_table(lines, args.out)
