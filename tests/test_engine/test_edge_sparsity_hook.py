@@ -1022,6 +1022,41 @@ def test_edge_shifts_split_the_net_change_into_optimizer_and_hook():
         float((masked_edges(model) - start).abs().mean()), rel=1e-6)
 
 
+@pytest.mark.parametrize('momentum,kept', [(0.0, False), (0.9, True)])
+def test_momentum_lowers_the_gradient_an_edge_needs_to_stay(momentum, kept):
+    """Under SGD with momentum ``mu`` a steady gradient ``g`` moves an edge
+    ``lr * g / (1 - mu)`` a step while the threshold takes ``lr * lambda``:
+    an edge stays when ``|g| > lambda * (1 - mu)``, not ``lambda``. Here a
+    skip edge gets a steady ``|g| = lambda / 2``: pruned without momentum,
+    kept and growing with mmdet's and mmpretrain's 0.9."""
+    torch.manual_seed(0)
+    model = ToyClassifier(depth=34)  # layer1: 3 blocks, 0 -> 2 a skip edge
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1,
+                                           momentum=momentum))
+    hook = EdgeSparsityHook(lambda_=1.0)
+    runner = fake_runner(model, wrapper)
+    hook.before_train(runner)
+    edges = model.backbone.layer1.edge_weights
+    start = float(edges.detach()[0, 2])
+    trace = []
+    for it in range(40):
+        hook.before_train_iter(runner, it)
+        wrapper.update_params(-0.5 * edges[0, 2])  # dL/dw = -lambda / 2
+        trace.append(float(edges.detach()[0, 2]))
+    if kept:
+        # the momentum buffer reaches g / (1 - mu) geometrically: after a
+        # short dip the edge grows by lr * (|g| / (1 - mu) - lambda) a step
+        assert min(trace) > 0.8 * start
+        assert trace[-1] - trace[-2] == pytest.approx(
+            0.1 * (0.5 * (1 - 0.9**40) / (1 - 0.9) - 1.0), rel=1e-4)
+    else:
+        # each step: + lr * |g| - lr * lambda = -0.05 until zero, then zero
+        assert trace[:3] == pytest.approx([start - 0.05 * k
+                                           for k in (1, 2, 3)], rel=1e-5)
+        assert trace[-1] == 0.0
+    hook.after_train(runner)
+
+
 def test_pruned_against_init_counts_edges_pruned_before_smaller_starts():
     hook = EdgeSparsityHook(lambda_=0.0)
     model, _, _ = hooked(hook, depth=34)

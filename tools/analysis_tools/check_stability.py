@@ -215,6 +215,7 @@ def learned_vs_init(package: str, config: Path,
 
     import torch
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -227,6 +228,8 @@ def learned_vs_init(package: str, config: Path,
     init_default_scope(package)
     registry = importlib.import_module(f'{package}.registry').MODELS
     backbone = registry.build(Config.fromfile(str(config)).model.backbone)
+    # init_weights reports every tensor to the current logger: keep quiet
+    MMLogger.get_instance('check_stability.init', log_level='WARNING')
     backbone.init_weights()
     gammas, edges = [], []
     for name, module in backbone.named_modules():
