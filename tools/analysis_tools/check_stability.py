@@ -74,7 +74,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file='{data}/annotations/val.json')
 test_evaluator = val_evaluator
-train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # 90 iterations each
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # x 90 iterations
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval={epochs}, max_keep_ckpts=1))
 randomness = dict(seed={seed})
@@ -104,7 +104,7 @@ val_dataloader = dict(
     dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
                  data_prefix='val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
-train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # 90 iterations each
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})  # x 90 iterations
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval={epochs}, max_keep_ckpts=1))
 randomness = dict(seed={seed})
