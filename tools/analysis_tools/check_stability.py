@@ -155,15 +155,26 @@ def library_train_py(package: str) -> Path:
     return Path(module.__file__).parent / '.mim' / 'tools' / 'train.py'
 
 
+def last_state(work_dir: Path) -> Optional[dict]:
+    """The model state dict of the run's last ``epoch_N.pth`` (by N), or
+    None if the run saved none."""
+    import torch
+
+    import mmtopo  # noqa: F401  (allow-lists mmengine checkpoint types)
+    ckpts = sorted(work_dir.glob('epoch_*.pth'),
+                   key=lambda path: int(path.stem.split('_')[1]))
+    if not ckpts:
+        return None
+    return torch.load(ckpts[-1], map_location='cpu')['state_dict']
+
+
 def edge_range(work_dir: Path):
     """(min, max, active ratio) of the edges in the last checkpoint."""
     import torch
 
-    import mmtopo  # noqa: F401  (allow-lists mmengine checkpoint types)
-    ckpts = sorted(work_dir.glob('epoch_*.pth'))
-    if not ckpts:
+    state = last_state(work_dir)
+    if state is None:
         return None
-    state = torch.load(ckpts[-1], map_location='cpu')['state_dict']
     values = torch.cat([
         w[state[k.replace('edge_weights', 'edge_mask')].bool()]
         for k, w in state.items() if k.endswith('edge_weights')])
@@ -219,11 +230,10 @@ def learned_vs_init(package: str, config: Path,
     from mmengine.registry import init_default_scope
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    import mmtopo  # noqa: F401  (registers; allow-lists checkpoint types)
-    ckpts = sorted(work_dir.glob('epoch_*.pth'))
-    if not ckpts:
+    import mmtopo  # noqa: F401  (registers the topology backbones)
+    state = last_state(work_dir)
+    if state is None:
         return None
-    state = torch.load(ckpts[-1], map_location='cpu')['state_dict']
     importlib.import_module(f'{package}.utils').register_all_modules()
     init_default_scope(package)
     registry = importlib.import_module(f'{package}.registry').MODELS
