@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,5 +55,6 @@ def test_ensure_dataset_adds_only_the_missing_test_split(tmp_path):
 
 
 def test_ensure_dataset_names_an_unknown_set(tmp_path):
-    with pytest.raises(ValueError, match="'digits' or 'toy_coco', got 'coco'"):
+    with pytest.raises(ValueError, match=re.escape(
+            "one of ['digits', 'digits_3way', 'toy_coco'], got 'coco'")):
         ensure_dataset('coco', tmp_path)

@@ -76,3 +76,14 @@ def test_diverged_runs_are_counted_and_left_out_of_the_table(tmp_path):
     header, _, row = table.read_text().splitlines()
     assert header.split(' | ')[1] == 'diverged'
     assert row == '| dense | 2 / 2 | ' + ' | '.join(['-'] * 7) + ' |'
+
+
+def test_digits_3way_fine_tunes_half_its_schedule_on_the_same_runs():
+    three, two = (compare_budgets.TASKS[t] for t in ('digits_3way', 'digits'))
+    # the same runs and budget schedule; fine-tuning half of 14 epochs
+    for key in ('learnable', 'residual', 'options', 'hook'):
+        assert three[key] == two[key], key
+    assert 'train_cfg.max_epochs=7' in three['finetune']
+    assert 'param_scheduler.T_max=7' in three['finetune']
+    assert 'train_cfg.max_epochs=5' in two['finetune']
+    assert three['task'] == 'digits_3way'

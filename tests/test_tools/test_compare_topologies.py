@@ -84,3 +84,33 @@ def test_unknown_wiring_is_named_with_the_tasks_wirings(tmp_path):
     assert result.returncode == 2
     assert ("--wirings ['dense']: toy_detection has ['learnable', "
             "'residual', 'dynamic']") in result.stderr
+
+
+def test_digits_3way_tests_on_the_held_out_split_and_keeps_val():
+    """The digits configs alias test_dataloader to val; the three-way task
+    points only the test loader at ``test`` (val stays where settings are
+    chosen) and trains 14 epochs, the two-way task's iteration count."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    sys.path.insert(0, 'tools/analysis_tools')
+    from compare_topologies import TASKS, data_options
+
+    def merged(task):
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg = Config.fromfile(TASKS[task]['configs']['learnable'])
+        cfg.merge_from_dict(parser.parse_args(
+            ['--o', *data_options(task, f'data/{task}')]).o)
+        return cfg
+
+    three, two = merged('digits_3way'), merged('digits')
+    assert [three[f'{s}_dataloader'].dataset.data_prefix
+            for s in ('train', 'val', 'test')] == ['train', 'val', 'test']
+    assert [two[f'{s}_dataloader'].dataset.data_prefix
+            for s in ('train', 'val', 'test')] == ['train', 'val', 'val']
+    assert three.train_dataloader.dataset.data_root == 'data/digits_3way'
+    # 1079 / 64 -> 17 iterations an epoch, x14 = 238; two-way 23 x 10 = 230
+    assert (three.train_cfg.max_epochs, three.param_scheduler.T_max) == (14,
+                                                                         14)
+    assert (two.train_cfg.max_epochs, two.param_scheduler.T_max) == (10, 10)

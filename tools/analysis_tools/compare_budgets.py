@@ -5,16 +5,18 @@ schedule) the residual wiring (stock ResNet), the dense learnable wiring
 (lambda 0) and the learnable wiring under edge and FLOPs budgets. Every
 learnable run is pruned at 0 (``mmtopo.utils.pruning``) and the pruned
 model evaluated again through tools/test.py: on the held-out test split of
-toy detection (the val metric is the trained model's, which pruning at 0
-keeps), on val for digits, which has no test split here. Prints a table of
-metric (mean ± std), backbone FLOPs as a fraction of the dense graph's,
-active edges, and the pruned backbone's measured inference time against the
-dense graph's (same weights, every edge active), both timed in this
-process, interleaved; writes a plot of the metric (test where there is a
-test split) against FLOPs.
+toy detection and ``digits_3way`` (the val metric is the trained model's,
+which pruning at 0 keeps), on val for the two-way ``digits``. Prints a
+table of metric (mean ± std), backbone FLOPs as a fraction of the dense
+graph's, active edges, and the pruned backbone's measured inference time
+against the dense graph's (same weights, every edge active), both timed in
+this process, interleaved; writes a plot of the metric (test where there is
+a test split) against FLOPs.
 
     python tools/analysis_tools/compare_budgets.py digits --seeds 0 1 2 \
         --out docs/budgets_digits.md --plot docs/budgets_digits.png
+    python tools/analysis_tools/compare_budgets.py digits_3way --seeds 0 1 \
+        2 3 4 --runs dense flops_0_85 --finetune
     python tools/analysis_tools/compare_budgets.py digits --runs dense \
         flops_0_85 --finetune \
         --cfg-options optim_wrapper.optimizer.weight_decay=1e-4
@@ -73,6 +75,13 @@ TASKS = dict(
                   'default_hooks.checkpoint.interval=4'],
         image=(3, 128, 128), batch=4),
 )
+
+TASKS['digits_3way'] = dict(
+    TASKS['digits'], task='digits_3way',
+    # the three-way split's 14 epochs (compare_topologies), so half of them
+    finetune=['train_cfg.max_epochs=7', 'train_cfg.val_interval=7',
+              'param_scheduler.T_max=7', 'optim_wrapper.optimizer.lr=0.01',
+              'default_hooks.checkpoint.interval=7'])
 
 
 def hook_options(base: dict, budget: dict) -> list:
@@ -223,7 +232,7 @@ def main():
     from compare_topologies import TASKS as TRAIN_TASKS
     metric = TRAIN_TASKS[spec['task']]['metric']
     data = args.data or TRAIN_TASKS[spec['task']]['data']
-    ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
+    ensure_dataset(TRAIN_TASKS[spec['task']]['dataset'], data)
     has_test = TRAIN_TASKS[spec['task']].get('test_split', False)
     rows, diverged = {}, {}
     for name in args.runs:
@@ -255,7 +264,8 @@ def main():
                 if has_test and abs(pruned - run['test']) > 1e-9:
                     print(f'warning: {out}: the pruned model scores '
                           f'{pruned} on test, the dense one {run["test"]}')
-                # without a test split (digits) the configs test on val
+                # without a test split (two-way digits) the configs test
+                # on val
                 run['test' if has_test else 'metric'] = pruned
                 if args.finetune:
                     tuned = train(

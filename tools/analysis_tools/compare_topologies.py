@@ -3,10 +3,12 @@ tools/train.py and print a results table (mean ± std of the metric, active
 edges at the end, parameters, FLOPs, seconds per iteration).
 
 The metric is read on the validation split, where settings are chosen, and,
-for the toy detection tasks, also on the held-out test split (each run's
-last checkpoint through tools/test.py), which no setting was chosen on.
+for the toy detection tasks and ``digits_3way``, also on the held-out test
+split (each run's last checkpoint through tools/test.py), which no setting
+was chosen on.
 
     python tools/analysis_tools/compare_topologies.py digits --seeds 0 1 2
+    python tools/analysis_tools/compare_topologies.py digits_3way
     python tools/analysis_tools/compare_topologies.py toy_detection --seeds 0 1
     python tools/analysis_tools/compare_topologies.py toy_detection_mobilenetv2
     python tools/analysis_tools/compare_topologies.py toy_detection_demo
@@ -32,21 +34,33 @@ def toy_detection_task(**configs) -> dict:
     """A task on the toy COCO set: bbox mAP on val and the held-out test
     split, the backbone's costs at the set's 128x128."""
     return dict(configs=configs, metric='coco/bbox_mAP', data='data/toy_coco',
-                input_shape=(3, 128, 128), complexity_of='backbone',
-                test_split=True)
+                dataset='toy_coco', input_shape=(3, 128, 128),
+                complexity_of='backbone', test_split=True)
 
+
+DIGITS = dict(
+    configs=dict(
+        learnable='configs/cls/topo_resnet18_cifar_digits.py',
+        residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
+        complete='configs/cls/topo_resnet18_cifar_digits_complete.py',
+        random='configs/cls/topo_resnet18_cifar_digits_random.py',
+        dynamic='configs/cls/topo_resnet18_cifar_digits_dynamic.py'),
+    metric='accuracy/top1',
+    data='data/digits',
+    dataset='digits',
+    input_shape=(3, 32, 32))
 
 TASKS = dict(
-    digits=dict(
-        configs=dict(
-            learnable='configs/cls/topo_resnet18_cifar_digits.py',
-            residual='configs/cls/topo_resnet18_cifar_digits_residual.py',
-            complete='configs/cls/topo_resnet18_cifar_digits_complete.py',
-            random='configs/cls/topo_resnet18_cifar_digits_random.py',
-            dynamic='configs/cls/topo_resnet18_cifar_digits_dynamic.py'),
-        metric='accuracy/top1',
-        data='data/digits',
-        input_shape=(3, 32, 32)),
+    digits=DIGITS,
+    # the digits split three ways (1079 / 359 / 359): scored on val and on
+    # the held-out test split; 14 epochs of the smaller train split are
+    # the two-way task's 230 iterations (238), same cosine shape
+    digits_3way=dict(
+        DIGITS, data='data/digits_3way', dataset='digits_3way',
+        test_split=True,
+        options=['train_cfg.max_epochs=14', 'train_cfg.val_interval=14',
+                 'param_scheduler.T_max=14',
+                 'default_hooks.checkpoint.interval=14']),
     toy_detection=toy_detection_task(
         learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
         residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py',
@@ -65,6 +79,9 @@ TASKS = dict(
 
 
 def data_options(task: str, root: str):
+    """Options pointing a task's configs at its data folder ``root`` (and,
+    for the three-way digits, ``test_dataloader`` at the test split, which
+    the configs alias to val), then the task's own options."""
     detection = task.startswith('toy_detection')
     root = root.rstrip('/') + ('/' if detection else '')
     opts = [f'{s}_dataloader.dataset.data_root={root}'
@@ -72,7 +89,9 @@ def data_options(task: str, root: str):
     if detection:
         opts += [f'{s}_evaluator.ann_file={root}annotations/{s}.json'
                  for s in ('val', 'test')]
-    return opts
+    elif TASKS[task].get('test_split'):
+        opts.append('test_dataloader.dataset.data_prefix=test')
+    return opts + TASKS[task].get('options', [])
 
 
 def last_checkpoint(work_dir: Path) -> str:
@@ -178,7 +197,7 @@ def main():
     if unknown:
         parser.error(f'--wirings {unknown}: {args.task} has '
                      f'{list(task["configs"])}')
-    ensure_dataset('digits' if args.task == 'digits' else 'toy_coco', data)
+    ensure_dataset(task['dataset'], data)
     part = task.get('complexity_of', 'model')
     lines = [f'| wiring | val {task["metric"]} (mean ± std, '
              f'{len(args.seeds)} seeds) | val per seed | test (mean ± std) '
