@@ -12,7 +12,8 @@ SMALL = dict(num_train=3, num_val=2, num_test=4, size=32)
 
 
 def pixels(root, split):
-    return [np.asarray(Image.open(p)) for p in sorted((root / split).iterdir())]
+    return [np.asarray(Image.open(p))
+            for p in sorted((root / split).iterdir())]
 
 
 def test_three_splits_each_from_its_own_seed(tmp_path):
