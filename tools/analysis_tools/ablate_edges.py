@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_stability import (CIFAR, edge_range, edge_summary,  # noqa: E402
                              library_train_py)
 
-from mmtopo.datasets.digits import export_digits  # noqa: E402
+from mmtopo.datasets import ensure_dataset  # noqa: E402
 from mmtopo.utils.tables import print_table  # noqa: E402
 
 STOCK = "type='ResNet_CIFAR'"
@@ -169,9 +169,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/ablate')
     parser.add_argument('--out', help='also write the table to this file')
     args = parser.parse_args()
-    data = Path(args.data)
-    if not (data / 'test').exists():
-        export_digits(data, test_split=True)
+    data = ensure_dataset('digits_3way', args.data)
     lines = [f'| row | val top-1 ({len(args.seeds)} seeds) | test top-1 | '
              'test per seed | failed | learned edges: range, active |',
              '| --- ' * 6 + '|']

@@ -33,8 +33,9 @@ from statistics import mean, median, pstdev
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_topologies import (last_checkpoint, score_on_test,  # noqa: E402
-                                spread, train)
+from compare_topologies import (last_checkpoint,  # noqa: E402
+                                schedule_options, score_on_test, spread,
+                                train)
 
 from mmtopo.datasets import ensure_dataset  # noqa: E402
 from mmtopo.utils.tables import print_table  # noqa: E402
@@ -57,9 +58,7 @@ TASKS = dict(
         hook=dict(lambda_=1e-2, begin=20, lambda_growth=1.03,
                   flops_input_shape=(3, 32, 32)),
         # half the schedule again at a tenth of the rate, cosine to 0
-        finetune=['train_cfg.max_epochs=5', 'train_cfg.val_interval=5',
-                  'param_scheduler.T_max=5', 'optim_wrapper.optimizer.lr=0.01',
-                  'default_hooks.checkpoint.interval=5'],
+        finetune=[*schedule_options(5), 'optim_wrapper.optimizer.lr=0.01'],
         image=(3, 32, 32), batch=16),
     toy_detection=dict(
         task='toy_detection',
@@ -79,9 +78,7 @@ TASKS = dict(
 TASKS['digits_3way'] = dict(
     TASKS['digits'], task='digits_3way',
     # the three-way split's 14 epochs (compare_topologies), so half of them
-    finetune=['train_cfg.max_epochs=7', 'train_cfg.val_interval=7',
-              'param_scheduler.T_max=7', 'optim_wrapper.optimizer.lr=0.01',
-              'default_hooks.checkpoint.interval=7'])
+    finetune=[*schedule_options(7), 'optim_wrapper.optimizer.lr=0.01'])
 
 
 def hook_options(base: dict, budget: dict) -> list:

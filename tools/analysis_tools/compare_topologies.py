@@ -38,6 +38,15 @@ def toy_detection_task(**configs) -> dict:
                 complexity_of='backbone', test_split=True)
 
 
+def schedule_options(epochs: int) -> list:
+    """Options for a digits config trained ``epochs`` epochs: its length,
+    its one validation and checkpoint at the end, its cosine period."""
+    return [f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'param_scheduler.T_max={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}']
+
+
 DIGITS = dict(
     configs=dict(
         learnable='configs/cls/topo_resnet18_cifar_digits.py',
@@ -58,9 +67,7 @@ TASKS = dict(
     digits_3way=dict(
         DIGITS, data='data/digits_3way', dataset='digits_3way',
         test_split=True,
-        options=['train_cfg.max_epochs=14', 'train_cfg.val_interval=14',
-                 'param_scheduler.T_max=14',
-                 'default_hooks.checkpoint.interval=14']),
+        options=schedule_options(14)),
     toy_detection=toy_detection_task(
         learnable='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
         residual='configs/toy/faster_rcnn_topo_r18_fpn_toy_residual.py',
@@ -82,7 +89,7 @@ def data_options(task: str, root: str):
     """Options pointing a task's configs at its data folder ``root`` (and,
     for the three-way digits, ``test_dataloader`` at the test split, which
     the configs alias to val), then the task's own options."""
-    detection = task.startswith('toy_detection')
+    detection = TASKS[task]['dataset'] == 'toy_coco'
     root = root.rstrip('/') + ('/' if detection else '')
     opts = [f'{s}_dataloader.dataset.data_root={root}'
             for s in ('train', 'val', 'test')]
