@@ -2,9 +2,10 @@
 
 Hypothesis draws the stage: its length, a random DAG, which blocks are
 removed, the edge weights (exact zeros, ones and negatives among them), the
-mode (train / eval), ``with_cp`` and ``edge_grad``. Each example compares
-:class:`StageGraph` (fused aggregation, sums recomputed in backward, zero
-and unit shortcuts) and its traceable path with the formula written here in
+mode (train / eval), ``with_cp``, ``edge_grad`` and the backward path of
+the fan-outs (stacked, as on a GPU, or not, as on CPU). Each example
+compares :class:`StageGraph` (fused aggregation, sums recomputed in
+backward, zero and unit shortcuts) and its traceable path with the formula written here in
 float64 from the same blocks:
 
 * ``y_0 = block_0(x)``; node ``j`` is live when one of its in-edges has a
@@ -21,6 +22,7 @@ the same function in eval mode.
 ``HYPOTHESIS_PROFILE=thorough`` runs ten times the examples of the fast
 suite (e.g. before a change to the aggregation).
 """
+import functools
 import math
 import os
 from typing import Optional
@@ -33,7 +35,7 @@ from hypothesis import strategies as st
 from mmdet.models.backbones.resnet import BasicBlock
 
 from mmtopo.models import TopoResNet
-from mmtopo.models.layers import EDGE_GRADS, StageGraph
+from mmtopo.models.layers import EDGE_GRADS, StageGraph, stacked_fan_out
 from mmtopo.models.topology import build_stage_topology
 from tests.helpers import as_if_compiling
 
@@ -142,8 +144,10 @@ def traced(stage):
 
 
 def check_stage(blocks, edges, weights, removed, learnable, training,
-                with_cp, edge_grad, path='fused', channels_last=False):
-    """Outputs and every gradient of ``path`` against the formula."""
+                with_cp, edge_grad, path='fused', channels_last=False,
+                stacked=True):
+    """Outputs and every gradient of ``path`` against the formula, with
+    the fan-outs' gradients ``stacked`` or not (:func:`stacked_fan_out`)."""
     stage = make_stage(blocks, edges, weights, removed, learnable, with_cp,
                        edge_grad)
     stage.train(training)
@@ -154,7 +158,8 @@ def check_stage(blocks, edges, weights, removed, learnable, training,
         x = x.to(memory_format=torch.channels_last)
     want_out, want = run(stage, lambda inp: plain_formula(stage, inp), x)
     forward = stage if path == 'fused' else traced(stage)
-    got_out, got = run(stage, forward, x)
+    with stacked_fan_out(stacked):
+        got_out, got = run(stage, forward, x)
     torch.testing.assert_close(got_out, want_out, rtol=1e-9, atol=1e-9,
                                msg='stage output')
     scale = dict(sum=1.0, rms=1 / math.sqrt(CHANNELS),
@@ -172,11 +177,11 @@ CASES = dict(graph=stage_graphs(), learnable=st.booleans(),
              edge_grad=st.sampled_from(EDGE_GRADS))
 
 
-@given(**CASES, channels_last=st.booleans())
+@given(**CASES, channels_last=st.booleans(), stacked=st.booleans())
 def test_fused_stage_is_the_formula(graph, learnable, training, with_cp,
-                                    edge_grad, channels_last):
+                                    edge_grad, channels_last, stacked):
     check_stage(*graph, learnable, training, with_cp, edge_grad,
-                channels_last=channels_last)
+                channels_last=channels_last, stacked=stacked)
 
 
 @given(**CASES)
@@ -210,36 +215,48 @@ def _stack_reversed(grads, source):
     return torch.stack(rows[::-1])
 
 
+def _dot_of_sums(a, b):
+    return a.sum() * b.sum()
+
+
 # A stage whose nodes sum inputs of weights that are not 1, and whose
 # sources feed several consumers, adjacent (node 0: nodes 1-3; node 2:
 # nodes 3, 4) and not (node 1: nodes 2, 4), so the stacked backward runs
+# where it is on
 PLANTED_CASE = (4, [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (1, 4), (3, 4),
                     (2, 4)],
                 [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6, 0.8], [])
+EDGE_FUNCTIONS = 'mmtopo.models.layers.edge_functions'
+# name: (what is replaced, by what, channels_last, stacked)
 PLANTED_BUGS = {
     'weights treated as 1':
-    ('mmtopo.models.layers.edge_functions.weighted_sum', _weights_as_ones, False),
+    ('weighted_sum', _weights_as_ones, False, True),
+    'weights treated as 1 (unstacked)':
+    ('weighted_sum', _weights_as_ones, False, False),
     'the recompute ignoring weights':
-    ('mmtopo.models.layers.edge_functions._unpack', _recompute_ignoring_weights, False),
+    ('_unpack', _recompute_ignoring_weights, False, True),
     'stacked gradients read in the wrong layout':
-    ('mmtopo.models.layers.edge_functions._unflat', _unflat_ignoring_layout, True),
+    ('_unflat', _unflat_ignoring_layout, True, True),
     'the wrong weights of non-adjacent consumers':
-    ('mmtopo.models.layers.edge_functions._index', _index_in_order, False),
+    ('_index', _index_in_order, False, True),
     'stacked gradients out of order':
-    ('mmtopo.models.layers.edge_functions._stack_flat', _stack_reversed, False),
+    ('_stack_flat', _stack_reversed, False, True),
+    'unstacked edge gradients of the wrong reduction':
+    ('_dot', _dot_of_sums, False, False),
 }
 
 
 @pytest.mark.parametrize('bug', sorted(PLANTED_BUGS))
 def test_the_properties_catch_planted_bugs(bug):
     """The property check fails on each planted bug."""
-    target, replacement, channels_last = PLANTED_BUGS[bug]
-    check_stage(*PLANTED_CASE, True, True, False, 'sum',
-                channels_last=channels_last)  # right as it is
-    with mock.patch(target, replacement):
+    name, replacement, channels_last, stacked = PLANTED_BUGS[bug]
+    check = functools.partial(check_stage, *PLANTED_CASE, True, True, False,
+                              'sum', channels_last=channels_last,
+                              stacked=stacked)
+    check()  # right as it is
+    with mock.patch(f'{EDGE_FUNCTIONS}.{name}', replacement):
         with pytest.raises(AssertionError):
-            check_stage(*PLANTED_CASE, True, True, False, 'sum',
-                        channels_last=channels_last)
+            check()
 
 
 # ResNet-34's stages: 3, 4, 6 and 3 blocks

@@ -9,6 +9,7 @@ import torch
 from mmdet.models.backbones import ResNet
 
 from mmtopo.models import TopoResNet
+from mmtopo.models.layers import stacked_fan_out, stacks_gradients
 from mmtopo.utils.benchmark import count_ops, interleaved_times, ratio_stats
 from tests.helpers import REPO, run_tool
 
@@ -119,7 +120,9 @@ def train_step_ops(model, x):
     return count_ops(step)
 
 
-# ResNet-50: stages of 3, 4, 6, 3 blocks, 6 + 10 + 21 + 6 = 43 edges
+# ResNet-50: stages of 3, 4, 6, 3 blocks, 6 + 10 + 21 + 6 = 43 edges; the
+# ops beyond the stock step's with the fan-outs' gradients stacked, as on a
+# GPU (where the count stands for kernel launches)
 EXTRA_OPS = {
     'residual': {},
     # one dot per edge; one stack of all stages' edge gradients and one
@@ -139,16 +142,29 @@ EXTRA_OPS = {
     # mv for the gradient each of the 12 sources sends back
     'complete': {'add_': 42, 'mul': 24, 'stack': 12, 'mv': 12},
 }
+# On CPU (not stacked) those 12 sources sum the 39 gradients they receive
+# in place instead: a first multiply (8) or, where the first weight is 1
+# (node 0 into node 1), an add of the first two (4), then add_ for the
+# rest (39 - 8 - 2 * 4 = 23); every edge takes a dot for its gradient
+UNSTACKED_EXTRA_OPS = {
+    'residual': {},
+    'learnable': EXTRA_OPS['learnable'],
+    'learnable_uniform': {'add_': 42 + 23, 'mul': 24 + 8, 'add': 4,
+                          'stack': 1, 'dot': 43, 'mul_': 1, 'cat': 1},
+    'complete': {'add_': 42 + 23, 'mul': 24 + 8, 'add': 4},
+}
 
 
+@pytest.mark.parametrize('stacked', [True, False],
+                         ids=['stacked (GPU)', 'unstacked (CPU)'])
 @pytest.mark.parametrize('name', sorted(EXTRA_OPS))
-def test_op_count_of_a_train_step_is_pinned(name):
+def test_op_count_of_a_train_step_is_pinned(name, stacked):
     """The ATen ops one ResNet-50 train step (batch 2, 64x64, forward, a
     loss over all outputs, backward) dispatches beyond the stock
     ResNet-50's in the same norm mode: a count is deterministic, so any
     op the aggregation gains shows up here by name. Ratios to stock (466
-    ops): 1.099x (learnable), 1.234x (learnable_uniform), 1.193x
-    (complete)."""
+    ops), stacked: 1.099x (learnable), 1.234x (learnable_uniform), 1.193x
+    (complete); unstacked: 1.099x, 1.315x, 1.217x."""
     topology = dict(
         residual=dict(type='residual'),
         learnable=dict(type='learnable', init='residual'),
@@ -157,6 +173,23 @@ def test_op_count_of_a_train_step_is_pinned(name):
     x = torch.randn(2, 3, 64, 64)
     torch.manual_seed(0)
     stock = train_step_ops(ResNet(depth=50, norm_eval=False), x)
-    topo = train_step_ops(TopoResNet(depth=50, topology=topology), x)
-    assert dict(topo - stock) == EXTRA_OPS[name]
+    with stacked_fan_out(stacked):
+        topo = train_step_ops(TopoResNet(depth=50, topology=topology), x)
+    expected = EXTRA_OPS if stacked else UNSTACKED_EXTRA_OPS
+    assert dict(topo - stock) == expected[name]
     assert dict(stock - topo) == {}  # nothing of the stock step goes missing
+
+
+def test_fan_outs_stack_their_gradients_off_the_cpu_only():
+    """The path is chosen by the device unless forced (stacked_fan_out)."""
+    assert not stacks_gradients(torch.device('cpu'))
+    assert stacks_gradients(torch.device('cuda', 0))
+    with stacked_fan_out(True):
+        assert stacks_gradients(torch.device('cpu'))
+        with stacked_fan_out(False):
+            assert not stacks_gradients(torch.device('cuda'))
+        assert stacks_gradients(torch.device('cpu'))
+    assert not stacks_gradients(torch.device('cpu'))
+    x = torch.randn(2, 3, 64, 64)
+    model = TopoResNet(depth=50, topology=dict(type='complete'))
+    assert 'mv' not in train_step_ops(model, x)  # CPU by default

@@ -21,6 +21,8 @@ with the environment it was started with (no allocator tuning).
 Ops: the ATen ops (views excluded) one train step dispatches, counted
 after the warm-up: on a GPU in eager mode about one kernel launch each,
 so the launch-bound part of a step (not counted under ``--compile``).
+They are counted on the path a GPU takes, the fan-outs' gradients stacked
+(``stacks_gradients``), on CPU too, where the timed steps take the other.
 Host time (CUDA only): the CPU time the process spends in one train step,
 the part the GPU waits for when a step is launch-bound.
 
@@ -44,6 +46,7 @@ from mmengine.analysis import parameter_count
 
 import mmtopo  # noqa: F401
 from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
+from mmtopo.models.layers import stacked_fan_out
 from mmtopo.utils.benchmark import (add_timing_args, autocast,
                                     check_timing_args, count_ops,
                                     describe_machine, describe_settings,
@@ -232,8 +235,10 @@ def main(argv=None):
         steps[(name, 'train')] = lambda r=r: r.train_step(x)
         steps[(name, 'infer')] = lambda r=r: r.infer(x)
     times = interleaved_times(steps, args.iters, args.warmup, args.device)
-    ops = {name: None if args.compile else sum(count_ops(
-        lambda r=r: r.train_step(x)).values()) for name, r in runners.items()}
+    with stacked_fan_out(True):
+        ops = {name: None if args.compile else sum(count_ops(
+            lambda r=r: r.train_step(x)).values())
+            for name, r in runners.items()}
     host = {name: host_time(r, x, args.iters) if args.device == 'cuda' else
             None for name, r in runners.items()}
     flops_x = torch.randn(1, 3, args.img_size, args.img_size)
