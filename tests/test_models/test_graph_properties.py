@@ -5,8 +5,8 @@ removed, the edge weights (exact zeros, ones and negatives among them), the
 mode (train / eval), ``with_cp``, ``edge_grad`` and the backward path of
 the fan-outs (stacked, as on a GPU, or not, as on CPU). Each example
 compares :class:`StageGraph` (fused aggregation, sums recomputed in
-backward, zero and unit shortcuts) and its traceable path with the formula written here in
-float64 from the same blocks:
+backward, zero and unit shortcuts) and its traceable path with the
+formula written here in float64 from the same blocks:
 
 * ``y_0 = block_0(x)``; node ``j`` is live when one of its in-edges has a
   non-zero weight and a live source; ``y_j = block_j(sum_i w_ij y_i)`` when
