@@ -22,7 +22,10 @@ Ops: the ATen ops (views excluded) one train step dispatches, counted
 after the warm-up: on a GPU in eager mode about one kernel launch each,
 so the launch-bound part of a step (not counted under ``--compile``).
 They are counted on the path a GPU takes, the fan-outs' gradients stacked
-(``stacks_gradients``), on CPU too, where the timed steps take the other.
+(``stacks_gradients``), on CPU too, where the timed steps take the other;
+``--fan-out stacked|unstacked`` makes every measurement take one path (e.g.
+``--fan-out stacked --batch-size 1 --img-size 32`` times the GPU's path
+where dispatch overhead, not arithmetic, dominates a CPU step).
 Host time (CUDA only): the CPU time the process spends in one train step,
 the part the GPU waits for when a step is launch-bound.
 
@@ -63,6 +66,12 @@ TOPOLOGIES = dict(
     complete=dict(type='complete'),
     random=dict(type='random', graph='ws', k=2, p=0.5, seed=0),
 )
+
+
+# --fan-out: the path FanOut's backward takes (stacked_fan_out's argument)
+FAN_OUT = dict(device=None, stacked=True, unstacked=False)
+FAN_OUT_NAMES = dict(device='stacked off the CPU', stacked='stacked',
+                     unstacked='not stacked')
 
 
 # family: (stock class, topology class, its arguments from the options)
@@ -159,6 +168,7 @@ def peak_memory(name: str, args) -> int:
     argv += ['--channels-last'] * args.channels_last
     argv += ['--amp', args.amp] if args.amp else []
     argv += ['--threads', str(args.threads)] if args.threads else []
+    argv += ['--fan-out', args.fan_out]
     out = subprocess.run([sys.executable, __file__, *argv],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -170,8 +180,8 @@ def describe_setup(args) -> str:
     settings = describe_settings(args.compile, args.channels_last, args.amp)
     return (f'{describe_machine(args.device)}; {describe_backbone(args)}, '
             f'batch {args.batch_size}, {args.img_size}x{args.img_size}, '
-            f'{settings}; {args.warmup} warm-up + {args.iters} interleaved '
-            'rounds')
+            f'{settings}; fan-out gradients {FAN_OUT_NAMES[args.fan_out]}; '
+            f'{args.warmup} warm-up + {args.iters} interleaved rounds')
 
 
 def parse_args(argv=None):
@@ -188,6 +198,9 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
     add_timing_args(parser)
+    parser.add_argument('--fan-out', default='device', choices=sorted(FAN_OUT),
+                        help="the fan-outs' backward path: by device "
+                        '(stacked off the CPU), or the one given everywhere')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory runs')
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
@@ -222,6 +235,11 @@ def format_row(name: str, r: dict) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    with stacked_fan_out(FAN_OUT[args.fan_out]):
+        run(args)
+
+
+def run(args):
     if args.memory_of:
         print(json.dumps(dict(peak=peak_memory_here(args.memory_of, args))))
         return
@@ -235,7 +253,8 @@ def main(argv=None):
         steps[(name, 'train')] = lambda r=r: r.train_step(x)
         steps[(name, 'infer')] = lambda r=r: r.infer(x)
     times = interleaved_times(steps, args.iters, args.warmup, args.device)
-    with stacked_fan_out(True):
+    # by device, ops are counted on the GPU's path: they stand for launches
+    with stacked_fan_out(args.fan_out != 'unstacked'):
         ops = {name: None if args.compile else sum(count_ops(
             lambda r=r: r.train_step(x)).values())
             for name, r in runners.items()}

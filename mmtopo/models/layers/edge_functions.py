@@ -238,10 +238,10 @@ def stacks_gradients(device: torch.device) -> bool:
 
 
 @contextmanager
-def stacked_fan_out(enabled: bool) -> Iterator[None]:
+def stacked_fan_out(enabled: Optional[bool]) -> Iterator[None]:
     """Force :class:`FanOut`'s stacking on or off for every device while
-    active (not thread-safe): to test both backward paths on any machine,
-    and to count the ops of the GPU path on a CPU."""
+    active (None: by device again; not thread-safe): to test both backward
+    paths on any machine, and to count or time the GPU's path on a CPU."""
     global _forced_stacking
     previous, _forced_stacking = _forced_stacking, enabled
     try:
