@@ -32,7 +32,7 @@ def main():
             dict(type='DumpResults', out_file_path=args.out)]
     runner = build_runner(cfg, mode='test')
     runner.test()
-    close_distributed()
+    close_distributed(runner)
 
 
 if __name__ == '__main__':

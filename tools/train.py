@@ -30,8 +30,9 @@ def main():
     args = parse_args()
     cfg = load_config(args)
     apply_train_args(cfg, args)
-    build_runner(cfg, mode='train').train()
-    close_distributed()
+    runner = build_runner(cfg, mode='train')
+    runner.train()
+    close_distributed(runner)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Config preparation shared by tools/train.py and tools/test.py."""
 import datetime
+import gc
 import ipaddress
 import os
 import os.path as osp
@@ -188,16 +189,24 @@ def build_runner(cfg: Config, mode: str = 'train'):
             if 'runner_type' not in cfg else RUNNERS.build(cfg))
 
 
-def close_distributed() -> None:
-    """Shut the process group down once the run is over.
+def close_distributed(runner=None) -> None:
+    """Shut the process group down once the run is over; call it last.
 
-    mmengine leaves it to the interpreter's exit. With gloo (torch 2.13) that
-    teardown aborted a rank in about one run in six, after training and
-    validation had finished ("terminate called without an active
-    exception"), and torchrun then failed the whole run. The barrier keeps
-    a rank from tearing down while another still finishes its hooks.
+    mmengine leaves this to the interpreter's exit. A DDP wrapper still alive
+    there keeps the group alive past ``destroy_process_group`` (its reducer
+    holds it), so the group is torn down while the interpreter exits. With
+    gloo (torch 2.13) a rank then aborted in about one run in fourteen, after
+    training and validation had finished ("terminate called without an
+    active exception"), and torchrun failed the whole run. So the runner's
+    model is dropped and collected first (the runner cannot run again
+    after); the barrier keeps a rank from tearing down while another still
+    finishes its hooks.
     """
     dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if runner is not None:
+        runner.model = None
+        gc.collect()  # the wrapper sits in reference cycles
+    dist.barrier()
+    dist.destroy_process_group()

@@ -149,3 +149,36 @@ def test_close_distributed_destroys_the_process_group(tmp_path):
     assert dist.is_initialized()
     close_distributed()
     assert not dist.is_initialized()
+
+
+def test_close_distributed_frees_the_ddp_wrapper_before_the_group(
+        tmp_path, monkeypatch):
+    # a DDP reducer alive at interpreter exit keeps the group alive until
+    # then, where gloo's teardown aborted ranks; the wrapper must be gone
+    # (collected, not only unreferenced) when the group is destroyed
+    import types
+    import weakref
+
+    import torch
+    import torch.distributed as dist
+
+    from mmtopo.utils.launch import (CPUDistributedDataParallel,
+                                     close_distributed)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
+                            rank=0, world_size=1)
+    runner = types.SimpleNamespace(
+        model=CPUDistributedDataParallel(torch.nn.Linear(4, 2)))
+    runner.model.self_reference = runner.model  # a cycle, as DDP's hooks
+    wrapper = weakref.ref(runner.model)
+    alive_at_destroy = []
+    destroy = dist.destroy_process_group
+
+    def recording_destroy(*args, **kwargs):
+        alive_at_destroy.append(wrapper() is not None)
+        destroy(*args, **kwargs)
+
+    monkeypatch.setattr(dist, 'destroy_process_group', recording_destroy)
+    close_distributed(runner)
+    assert alive_at_destroy == [False]
+    assert runner.model is None
+    assert not dist.is_initialized()
