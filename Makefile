@@ -4,7 +4,7 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test test-slow test-compat demo setup env benchmark stability mutation freeze
+.PHONY: test test-slow test-compat demo setup env benchmark benchmark-gpu stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
@@ -48,6 +48,19 @@ benchmark: $(READY)
 	$(BENCH) --backbone regnet --arch regnetx_3.2gf --topology learnable learnable_uniform residual
 	$(BENCH) --backbone mobilenet_v2 --topology learnable learnable_uniform residual dynamic
 	$(PY) tools/analysis_tools/benchmark_detector.py --iters 9 \
+	    mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py \
+	    configs/faster_rcnn_topo_r50_fpn.py
+
+## make benchmark-gpu: the GPU rows of the cost tables on one CUDA device
+## (set up there, so that mmcv's CUDA ops are built), against the same stock
+## models; ResNet-50 at batch 32, Faster R-CNN at batch 2, 800x800
+GPU_BENCH := $(PY) tools/analysis_tools/benchmark_backbone.py --device cuda --batch-size 32 --iters 15
+benchmark-gpu: $(READY)
+	$(GPU_BENCH) --topology learnable learnable_uniform complete residual
+	$(GPU_BENCH) --topology learnable learnable_uniform --amp fp16 --channels-last
+	$(GPU_BENCH) --topology learnable learnable_uniform --compile --no-memory
+	$(PY) tools/analysis_tools/benchmark_detector.py --iters 15 --device cuda \
+	    --batch-size 2 --img-size 800 \
 	    mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py \
 	    configs/faster_rcnn_topo_r50_fpn.py
 
