@@ -24,8 +24,9 @@ so the launch-bound part of a step (not counted under ``--compile``).
 They are counted on the path a GPU takes, the fan-outs' gradients stacked
 (``stacks_gradients``), on CPU too, where the timed steps take the other;
 ``--fan-out stacked|unstacked`` makes every measurement take one path (e.g.
-``--fan-out stacked --batch-size 2 --img-size 64`` times the GPU's path
-where dispatch overhead, not arithmetic, dominates a CPU step).
+``--fan-out stacked`` times the GPU's path on a CPU; even at
+``--batch-size 2 --img-size 64`` such a step is more arithmetic than
+dispatch, so it does not stand in for a GPU's).
 Host time (CUDA only): the CPU time the process spends in one train step,
 the part the GPU waits for when a step is launch-bound.
 
