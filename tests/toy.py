@@ -9,9 +9,14 @@ from torch.utils.data import Dataset
 
 from mmtopo.models import TopoResNet
 
-TINY_BACKBONE = dict(depth=18, base_channels=4, stem_channels=4,
-                     out_indices=(3, ),
-                     topology=dict(type='learnable', init='uniform'))
+# a classifier's backbone: its norm layers train (norm_eval=False)
+TINY_BACKBONE = dict(
+    depth=18,
+    base_channels=4,
+    stem_channels=4,
+    out_indices=(3, ),
+    norm_eval=False,
+    topology=dict(type='learnable', init='uniform'))
 
 
 class ToyClassifier(BaseModel):
@@ -60,9 +65,16 @@ class ToyDataset(Dataset):
         return dict(inputs=self.images[idx], labels=self.labels[idx])
 
 
-def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
-               checkpoint_interval=10, resume=False, load_from=None,
-               seed=0, shuffle=True, **model_args):
+def toy_runner(work_dir,
+               max_iters=20,
+               hooks=(),
+               optim_wrapper=None,
+               checkpoint_interval=10,
+               resume=False,
+               load_from=None,
+               seed=0,
+               shuffle=True,
+               **model_args):
     optim = optim_wrapper or dict(
         optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
         paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
@@ -77,11 +89,14 @@ def toy_runner(work_dir, max_iters=20, hooks=(), optim_wrapper=None,
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         optim_wrapper=copy.deepcopy(optim),
-        custom_hooks=[copy.deepcopy(h) if isinstance(h, dict) else h
-                      for h in hooks],
+        custom_hooks=[
+            copy.deepcopy(h) if isinstance(h, dict) else h for h in hooks
+        ],
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=checkpoint_interval,
-                            by_epoch=False),
+            checkpoint=dict(
+                type='CheckpointHook',
+                interval=checkpoint_interval,
+                by_epoch=False),
             logger=dict(type='LoggerHook', interval=5)),
         randomness=dict(seed=seed, deterministic=False),
         resume=resume,

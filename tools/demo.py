@@ -119,7 +119,7 @@ def main() -> int:
     pruned_flops = count_flops(pruned.backbone, (image, ))
     params = sum(p.numel() for p in backbone.parameters())
     pruned_params = sum(p.numel() for p in pruned.backbone.parameters())
-    edges = [e for g in backbone.topology_graphs() for e in g['edges']]
+    edges = [e for g in backbone.topology_graphs() for e in g.edges]
     active = sum(w != 0 for _, _, w in edges)
 
     print('\n=== Learned topology (edge i->j: weight; "." = pruned) ===')

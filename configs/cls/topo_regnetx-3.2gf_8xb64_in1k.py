@@ -7,6 +7,9 @@ model = dict(
     backbone=dict(
         type='TopoRegNet',
         out_indices=(3, ),
+        # mmpretrain's default (mmdet's ResNet, which TopoResNet extends,
+        # freezes its norm layers' statistics)
+        norm_eval=False,
         topology=dict(type='learnable', init='residual')))
 # no weight decay on the edges: the L1 proximal step is their regularizer
 optim_wrapper = dict(

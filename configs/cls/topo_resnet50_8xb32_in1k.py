@@ -5,6 +5,9 @@ custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         type='TopoResNet',
+        # mmpretrain's default (mmdet's ResNet, which TopoResNet extends,
+        # freezes its norm layers' statistics)
+        norm_eval=False,
         topology=dict(type='learnable', init='residual')))
 # no weight decay on the edges: the L1 proximal step is their regularizer
 optim_wrapper = dict(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-Edge = Tuple[int, int]
+from .graph import Edge
 
 
 @dataclass
@@ -51,7 +51,8 @@ def complete_mask(num_nodes: int) -> torch.Tensor:
     return torch.ones(num_nodes, num_nodes, dtype=torch.bool).triu(1)
 
 
-def check_connected(mask: torch.Tensor, where: str,
+def check_connected(mask: torch.Tensor,
+                    where: str,
                     removed: Sequence[int] = ()) -> None:
     """Every node but the first needs an input, every node but the last an
     output; otherwise a block would be fed nothing or computed for nothing.
@@ -77,84 +78,6 @@ def _edges_at(mask: torch.Tensor, k: int) -> List[Edge]:
     return [tuple(e) for e in mask.nonzero().tolist() if k in e]
 
 
-def live_nodes(num_nodes: int, edges) -> List[bool]:
-    """Which nodes of a stage graph compute, from its ``(i, j, weight)``
-    edges: node 0 always; node ``j`` when at least one in-edge is active,
-    i.e. has a non-zero weight and a live source. A node with no active
-    input is removed (see :meth:`StageGraph.live_nodes`)."""
-    inputs: Dict[int, List[Tuple[int, float]]] = {}
-    for i, j, w in edges:
-        inputs.setdefault(j, []).append((i, w))
-    live = [True]
-    for j in range(1, num_nodes):
-        live.append(any(live[i] and w != 0 for i, w in inputs.get(j, [])))
-    return live
-
-
-def reaching_nodes(num_nodes: int, edges) -> List[bool]:
-    """Which nodes reach the output node through edges of non-zero
-    weight (the output node itself does)."""
-    outputs: Dict[int, List[Tuple[int, float]]] = {}
-    for i, j, w in edges:
-        outputs.setdefault(i, []).append((j, w))
-    reach = [False] * (num_nodes - 1) + [True]
-    for i in reversed(range(num_nodes - 1)):
-        reach[i] = any(reach[j] and w != 0 for j, w in outputs.get(i, []))
-    return reach
-
-
-def prune_graph(num_nodes: int, edges, threshold: float = 0.0):
-    """The graph a deployment keeps: ``(edges, kept)``, the ``(i, j, w)``
-    edges with ``|w| > threshold`` between kept nodes, and which nodes are
-    kept, i.e. have an active input (:func:`live_nodes`) and a path to the
-    output (:func:`reaching_nodes`). The output node is kept only if the
-    stage stays connected."""
-    active = [(i, j, w) for i, j, w in edges if abs(w) > threshold]
-    kept = [a and b for a, b in zip(live_nodes(num_nodes, active),
-                                    reaching_nodes(num_nodes, active))]
-    return [(i, j, w) for i, j, w in active if kept[i] and kept[j]], kept
-
-
-def widest_path_edges(num_nodes: int, edges) -> Tuple[float, List[Edge]]:
-    """``(t, path)``: the largest ``t`` such that some path from node 0 to
-    the output uses only edges with ``|w| >= t`` (pruning at any threshold
-    below it keeps the stage connected), and the edges of such a path."""
-    best = [float('inf')] + [0.0] * (num_nodes - 1)
-    via: Dict[int, int] = {}
-    for i, j, w in sorted(edges, key=lambda e: e[1]):
-        width = min(best[i], abs(w))
-        if width > best[j] or j not in via:
-            best[j], via[j] = max(best[j], width), i
-    path, node = [], num_nodes - 1
-    while node in via and node != 0:
-        path.append((via[node], node))
-        node = via[node]
-    return best[-1], path[::-1]
-
-
-def bridge_edges(num_nodes: int, edges) -> List[Edge]:
-    """The edges of non-zero weight that lie on every path from node 0 to
-    the output: zeroing any one of them cuts the stage. Counted exactly,
-    as the number of paths through an edge against all paths; none when
-    the stage is already cut."""
-    active = sorted(((i, j) for i, j, w in edges if w != 0),
-                    key=lambda e: e[1])
-    into = [1] + [0] * (num_nodes - 1)  # paths from node 0 to each node
-    for i, j in active:
-        into[j] += into[i]
-    out_of = [0] * (num_nodes - 1) + [1]  # paths from each node onwards
-    for i, j in reversed(active):
-        out_of[i] += out_of[j]
-    total = into[-1]
-    return [(i, j) for i, j in active
-            if total > 0 and into[i] * out_of[j] == total]
-
-
-def widest_path(num_nodes: int, edges) -> float:
-    """The width ``t`` of :func:`widest_path_edges`."""
-    return widest_path_edges(num_nodes, edges)[0]
-
-
 # --- builders, one per topology type ---------------------------------------
 
 
@@ -171,7 +94,8 @@ def _complete(num_nodes: int, stage: int) -> StageTopology:
 LEARNABLE_INITS = ('residual', 'uniform', 'ones')
 
 
-def _learnable(num_nodes: int, stage: int,
+def _learnable(num_nodes: int,
+               stage: int,
                init: str = 'residual') -> StageTopology:
     mask = complete_mask(num_nodes)
     if init == 'residual':
@@ -186,15 +110,17 @@ def _learnable(num_nodes: int, stage: int,
     return StageTopology(mask, weights, learnable=True)
 
 
-def _dynamic(num_nodes: int, stage: int, init: str = 'residual',
+def _dynamic(num_nodes: int,
+             stage: int,
+             init: str = 'residual',
              threshold: float = 0.0,
              router: Optional[dict] = None) -> StageTopology:
     """The learnable complete DAG with a router on every node that has
     more than one candidate input (instance-aware wiring)."""
     topo = _learnable(num_nodes, stage, init=init)
     _check_router(router, threshold, f'topology[{stage}] (dynamic)')
-    topo.routed = tuple(j for j in range(num_nodes)
-                        if int(topo.mask[:, j].sum()) > 1)
+    topo.routed = tuple(
+        j for j in range(num_nodes) if int(topo.mask[:, j].sum()) > 1)
     topo.router = dict(type='EdgeRouter') if router is None else dict(router)
     topo.threshold = float(threshold)
     return topo
@@ -207,7 +133,8 @@ def _check_router(router, threshold, where: str) -> None:
     check_threshold(threshold, where)
 
 
-def check_threshold(threshold, where: str,
+def check_threshold(threshold,
+                    where: str,
                     field: str = 'topology.threshold') -> None:
     """A gate threshold lies in ``[0, 2)``: the gates lie in (0, 2)."""
     if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
@@ -238,14 +165,19 @@ def _ws_edges(n: int, rng: np.random.Generator, k: int,
     if not (isinstance(k, int) and k >= 2 and k % 2 == 0 and k < n):
         raise ValueError(f'topology.k must be an even integer in [2, {n - 1}] '
                          f'for a stage of {n} nodes, got {k!r}')
-    edges = {frozenset((i, (i + d) % n)) for i in range(n)
-             for d in range(1, k // 2 + 1)}
+    edges = {
+        frozenset((i, (i + d) % n))
+        for i in range(n)
+        for d in range(1, k // 2 + 1)
+    }
     for i in range(n):
         for d in range(1, k // 2 + 1):
             edge = frozenset((i, (i + d) % n))
             if edge in edges and rng.random() < p:
-                free = [v for v in range(n)
-                        if v != i and frozenset((i, v)) not in edges]
+                free = [
+                    v for v in range(n)
+                    if v != i and frozenset((i, v)) not in edges
+                ]
                 if free:
                     edges.remove(edge)
                     edges.add(frozenset((i, int(rng.choice(free)))))
@@ -285,19 +217,23 @@ def _check_fields(given, accepted: Sequence[str], what: str) -> None:
                          f'accepts {sorted(accepted)}')
 
 
-RANDOM_SAMPLERS: Dict[str, Callable] = dict(er=_er_edges, ws=_ws_edges,
-                                            ba=_ba_edges)
+RANDOM_SAMPLERS: Dict[str, Callable] = dict(
+    er=_er_edges, ws=_ws_edges, ba=_ba_edges)
 
 
-def _random(num_nodes: int, stage: int, graph: str = 'er',
-            seed: int = 0, **graph_args) -> StageTopology:
+def _random(num_nodes: int,
+            stage: int,
+            graph: str = 'er',
+            seed: int = 0,
+            **graph_args) -> StageTopology:
     if graph not in RANDOM_SAMPLERS:
         raise ValueError(f'topology.graph must be one of {RANDOM_GRAPHS}, '
                          f'got {graph!r}')
     sampler = RANDOM_SAMPLERS[graph]
-    _check_fields(graph_args, _spec_fields(sampler, 2),
-                  f"topology of type 'random' with graph={graph!r} (besides "
-                  "'graph' and 'seed')")
+    _check_fields(
+        graph_args, _spec_fields(sampler, 2),
+        f"topology of type 'random' with graph={graph!r} (besides "
+        "'graph' and 'seed')")
     missing = [f for f in _spec_fields(sampler, 2) if f not in graph_args]
     if missing:
         raise ValueError(f'topology of type {"random"!r} with graph='
@@ -320,7 +256,9 @@ def _random(num_nodes: int, stage: int, graph: str = 'er',
     return StageTopology(mask, in_degree_weights(mask), learnable=False)
 
 
-def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
+def _custom(num_nodes: int,
+            stage: int,
+            edges: Sequence[Sequence[int]] = None,
             weights: Optional[Sequence[float]] = None,
             learnable: bool = False,
             removed: Sequence[int] = (),
@@ -366,11 +304,14 @@ def _custom(num_nodes: int, stage: int, edges: Sequence[Sequence[int]] = None,
         if not (isinstance(j, int) and 1 <= j <= last and mask[:, j].any()):
             raise ValueError(f'{where}: topology.routed lists {j!r}, which '
                              'is not a node with an input edge')
-    return StageTopology(mask, values, learnable=bool(learnable),
-                         removed=tuple(sorted(set(removed))),
-                         routed=tuple(sorted(set(routed))),
-                         router=None if router is None else dict(router),
-                         threshold=float(threshold))
+    return StageTopology(
+        mask,
+        values,
+        learnable=bool(learnable),
+        removed=tuple(sorted(set(removed))),
+        routed=tuple(sorted(set(routed))),
+        router=None if router is None else dict(router),
+        threshold=float(threshold))
 
 
 TOPOLOGY_BUILDERS: Dict[str, Callable[..., StageTopology]] = dict(
@@ -410,10 +351,12 @@ def build_stage_topology(spec: dict, num_blocks: int,
         # A single edge can only scale the stage output, which the next
         # norm undoes, so the sparsity step would shrink it towards zero
         # and cut the network: there is no connectivity to learn.
-        print_log(f'topology[{stage}]: a stage of one block has a single '
-                  f'edge, 0 -> 1; it stays fixed at '
-                  f'{float(topo.weights[0, 1]):g} (not learnable)',
-                  logger='current', level=logging.INFO)
+        print_log(
+            f'topology[{stage}]: a stage of one block has a single '
+            f'edge, 0 -> 1; it stays fixed at '
+            f'{float(topo.weights[0, 1]):g} (not learnable)',
+            logger='current',
+            level=logging.INFO)
         topo.learnable = False
         topo.routed = ()  # nothing to route either
     return topo
@@ -434,5 +377,7 @@ def build_topologies(topology, num_stages: int,
     else:
         raise ValueError('topology must be a dict or a list of dicts, got '
                          f'{topology!r}')
-    return [build_stage_topology(spec, n, i)
-            for i, (spec, n) in enumerate(zip(specs, stage_blocks))]
+    return [
+        build_stage_topology(spec, n, i)
+        for i, (spec, n) in enumerate(zip(specs, stage_blocks))
+    ]

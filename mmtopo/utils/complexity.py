@@ -13,7 +13,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer, complexity_analysis
 from mmengine.analysis.jit_handles import get_shape
 
-from ..models.topology import prune_graph
+from ..models.graph import StageGraphInfo, prune_graph
 
 AGGREGATION_OP = 'prim::PythonOp.WeightedSum'
 GATED_AGGREGATION_OP = 'prim::PythonOp.GatedSum'
@@ -85,7 +85,8 @@ class BackboneCosts:
             sees the same size, so the fractions hardly depend on it.
     """
 
-    def __init__(self, backbone: torch.nn.Module,
+    def __init__(self,
+                 backbone: torch.nn.Module,
                  input_shape: Sequence[int] = (3, 224, 224)):
         dense = densified(backbone)
         names = list(dense.stage_names)
@@ -99,43 +100,47 @@ class BackboneCosts:
         self.edge: List[float] = []
         self.router_edge: List[Dict[int, float]] = []
         for name, stage in zip(names, dense.stages):
-            blocks = {k: by_module[f'{name}.{k}'] for k in range(len(stage))
-                      if k not in stage.removed}
+            blocks = {
+                k: by_module[f'{name}.{k}']
+                for k in range(len(stage)) if k not in stage.removed
+            }
             self.blocks.append(blocks)
             # a router's FLOPs are S * (C * h + h) for S candidates: a share
             # per in-edge of its node
-            routers = {int(j): by_module[f'{name}.routers.{j}']
-                       for j in stage.routers}
-            self.router_edge.append(
-                {j: f / len(stage._sources[j]) for j, f in routers.items()})
+            routers = {
+                j: by_module[f'{name}.routers.{j}']
+                for j in stage.routed_nodes
+            }
+            self.router_edge.append({
+                j: f / len(stage.sources_of(j))
+                for j, f in routers.items()
+            })
             # the sums cost C * H * W per edge, and the routers' global
             # pooling as much per pooled node
             units = int(stage.edge_mask.sum()) + len(
                 _pooled(stage.edges(), list(routers)))
-            self.edge.append(
-                (by_module[name] - sum(blocks.values()) -
-                 sum(routers.values())) / max(units, 1))
+            self.edge.append((by_module[name] - sum(blocks.values()) -
+                              sum(routers.values())) / max(units, 1))
 
-    def flops(self, graphs: Sequence[dict]) -> float:
+    def flops(self, graphs: Sequence[StageGraphInfo]) -> float:
         """FLOPs of the backbone pruned at 0 (exact zero edges dropped, dead
         blocks removed), for its current ``topology_graphs()``."""
         saved = 0.0
-        for blocks, edge, router_edge, graph in zip(
-                self.blocks, self.edge, self.router_edge, graphs):
-            kept_edges, kept = prune_graph(graph['num_nodes'],
-                                           graph['edges'])
+        for blocks, edge, router_edge, graph in zip(self.blocks, self.edge,
+                                                    self.router_edge, graphs):
+            kept_edges, kept = prune_graph(graph.num_nodes, graph.edges)
             saved += sum(f for k, f in blocks.items() if not kept[k])
-            saved += edge * (len(graph['edges']) - len(kept_edges))
-            routed = graph.get('routed', [])
-            if routed:
+            saved += edge * (len(graph.edges) - len(kept_edges))
+            if graph.routed:
                 left = {(i, j) for i, j, _ in kept_edges}
-                saved += sum(router_edge[j] for i, j, _ in graph['edges']
+                saved += sum(router_edge[j] for i, j, _ in graph.edges
                              if j in router_edge and (i, j) not in left)
-                saved += edge * (len(_pooled(graph['edges'], routed)) -
-                                 len(_pooled(kept_edges, routed)))
+                saved += edge * (
+                    len(_pooled(graph.edges, graph.routed)) -
+                    len(_pooled(kept_edges, graph.routed)))
         return self.total - saved
 
-    def fraction(self, graphs: Sequence[dict]) -> float:
+    def fraction(self, graphs: Sequence[StageGraphInfo]) -> float:
         """:meth:`flops` as a fraction of the dense backbone's."""
         return self.flops(graphs) / self.total
 

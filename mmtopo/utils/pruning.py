@@ -9,16 +9,7 @@ from mmengine.config import Config
 from mmengine.fileio import get_file_backend
 from mmengine.registry import MODELS
 
-
-def topology_backbone(model: torch.nn.Module) -> Tuple[str, torch.nn.Module]:
-    """(name, module) of the model's topology backbone (``TopoResNet``,
-    ``TopoRegNet``, ``TopoMobileNetV2``, ...)."""
-    found = [(name, m) for name, m in model.named_modules()
-             if hasattr(m, 'export_topology')]
-    if not found:
-        raise ValueError('the model has no topology backbone (TopoResNet, '
-                         'TopoRegNet, ...): there is no topology to prune')
-    return found[0]
+from ..models.backbones.rewiring import topology_backbone
 
 
 def pruned_config(cfg: Config, specs) -> Config:
@@ -29,14 +20,16 @@ def pruned_config(cfg: Config, specs) -> Config:
     backbone.topology = [dict(spec, learnable=False) for spec in specs]
     backbone.init_cfg = None
     backbone.pop('pretrained', None)
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
-                        if h['type'] not in ('EdgeSparsityHook',
-                                             'mmtopo.EdgeSparsityHook')]
+    cfg.custom_hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h['type'] not in ('EdgeSparsityHook', 'mmtopo.EdgeSparsityHook')
+    ]
     cfg.load_from = None
     return cfg
 
 
-def prune_model(cfg: Config, model: torch.nn.Module,
+def prune_model(cfg: Config,
+                model: torch.nn.Module,
                 threshold: float = 0.0) -> Tuple[Config, torch.nn.Module]:
     """The pruned config of ``model`` (built from ``cfg``, trained) at
     ``threshold``, and the pruned model holding its weights."""
@@ -44,11 +37,23 @@ def prune_model(cfg: Config, model: torch.nn.Module,
     if not any(stage.learnable for stage in backbone.stages):
         raise ValueError(f'the {name} has no learnable edges (a fixed '
                          'topology), so nothing was learned to prune')
-    new_cfg = pruned_config(cfg, backbone.export_topology(threshold))
+    return subgraph_model(cfg, model, backbone.export_topology(threshold))
+
+
+def subgraph_model(cfg: Config, model: torch.nn.Module,
+                   specs) -> Tuple[Config, torch.nn.Module]:
+    """The config of ``model`` (built from ``cfg``) with its backbone's
+    graph fixed to the ``custom`` ``specs`` (a sub-graph of its own: the
+    pruned one, or any other), and that model holding ``model``'s weights
+    of every block and router it keeps."""
+    name, backbone = topology_backbone(model)
+    new_cfg = pruned_config(cfg, specs)
     pruned = MODELS.build(new_cfg.model)
     own = pruned.state_dict()
-    state = {k: v for k, v in model.state_dict().items()
-             if k in own and 'edge_' not in k}
+    state = {
+        k: v
+        for k, v in model.state_dict().items() if k in own and 'edge_' not in k
+    }
     _, pruned_backbone = topology_backbone(pruned)
     for stage_name, ours, theirs in zip(backbone.stage_names,
                                         pruned_backbone.stages,
@@ -63,8 +68,8 @@ def prune_model(cfg: Config, model: torch.nn.Module,
     return new_cfg, pruned
 
 
-def save_pruned(cfg: Config, model: torch.nn.Module, out_dir: str,
-                stem: str, meta: dict) -> Tuple[str, str]:
+def save_pruned(cfg: Config, model: torch.nn.Module, out_dir: str, stem: str,
+                meta: dict) -> Tuple[str, str]:
     """Write ``OUT_DIR/<stem>.py`` and ``<stem>.pth`` through mmengine's
     file backends (so ``s3://...`` works); returns both paths."""
     backend = get_file_backend(out_dir)

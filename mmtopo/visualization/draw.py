@@ -9,7 +9,7 @@ pruning removes, and what eval mode skips) are grey, and so are pruned
 edges (weight exactly zero, or at a dead block), thin and dotted. Drawn with
 the Agg backend, so it works on machines without a display.
 """
-from typing import Dict, List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path
 
-from ..models.topology import prune_graph
-from .text import count_blocks, stage_name
+from ..models.graph import StageGraphInfo, prune_graph
+from .text import count_blocks
 
 POSITIVE_NEGATIVE = 'coolwarm_r'  # blue: positive, red: negative
 PRUNED = '#b0b0b0'
@@ -36,73 +36,88 @@ def _arc(i: int, j: int, height: float) -> Path:
                 [Path.MOVETO, Path.CURVE3, Path.CURVE3])
 
 
-def _panel(ax, graph: Dict, norm: TwoSlopeNorm, cmap, name: str) -> None:
-    n = graph['num_nodes']
-    kept = prune_graph(n, graph['edges'])[1]
+def _panel(ax, graph: StageGraphInfo, norm: TwoSlopeNorm, cmap,
+           name: str) -> None:
+    n = graph.num_nodes
+    kept = prune_graph(n, graph.edges)[1]
     scale = max(abs(norm.vmin), abs(norm.vmax))
     top = 0.5
     # long edges first, so short ones stay visible on top
-    for i, j, w in sorted(graph['edges'], key=lambda e: e[0] - e[1]):
+    for i, j, w in sorted(graph.edges, key=lambda e: e[0] - e[1]):
         height = 0.0 if j - i == 1 else 0.3 * (j - i)
         top = max(top, height)
         if w == 0 or not (kept[i] and kept[j]):  # pruned, or dead
             style = dict(edgecolor=PRUNED, linewidth=0.6, linestyle=':')
         else:
-            style = dict(edgecolor=cmap(norm(w)),
-                         linewidth=0.6 + 3.4 * abs(w) / scale, alpha=0.9)
+            style = dict(
+                edgecolor=cmap(norm(w)),
+                linewidth=0.6 + 3.4 * abs(w) / scale,
+                alpha=0.9)
         arc = PathPatch(_arc(i, j, height), facecolor='none', **style)
         arc.set_gid(f'edge {i}->{j}')
         ax.add_patch(arc)
     for k in range(n):
         output = k == n - 1
         color = LIVE_NODE if kept[k] else REMOVED_NODE
-        ax.scatter([k], [0], s=70 if output else 45,
-                   marker='s' if output else 'o', color=color, zorder=3,
+        ax.scatter([k], [0],
+                   s=70 if output else 45,
+                   marker='s' if output else 'o',
+                   color=color,
+                   zorder=3,
                    gid=f'node {k}')
-        ax.annotate('out' if output else str(k), (k, 0),
-                    xytext=(0, -5), textcoords='offset points',
-                    ha='center', va='top', fontsize=7, color=color)
-    active = sum(w != 0 for _, _, w in graph['edges'])
+        ax.annotate(
+            'out' if output else str(k), (k, 0),
+            xytext=(0, -5),
+            textcoords='offset points',
+            ha='center',
+            va='top',
+            fontsize=7,
+            color=color)
     dead = sum(not v for v in kept[:-1])
-    kind = 'learnable' if graph['learnable'] else 'fixed'
-    edges = len(graph['edges'])
-    ax.set_title(f'{name}: {count_blocks(n - 1)}, {active}/{edges} edges '
-                 f'active, {dead} dead ({kind})', fontsize=9, loc='left')
+    kind = 'learnable' if graph.learnable else 'fixed'
+    ax.set_title(
+        f'{name}: {count_blocks(n - 1)}, {graph.active_edges}/'
+        f'{len(graph.edges)} edges active, {dead} dead ({kind})',
+        fontsize=9,
+        loc='left')
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.25 * top, 1.05 * top)
     ax.axis('off')
 
 
-def draw_topology(graphs: List[Dict], names: Optional[List[str]] = None,
+def draw_topology(graphs: Sequence[StageGraphInfo],
+                  names: Optional[List[str]] = None,
                   title: Optional[str] = None) -> Figure:
     """A figure with one panel per stage.
 
     Args:
-        graphs: what ``backbone.topology_graphs()`` returns: per stage
-            ``num_nodes``, ``learnable``, ``edges`` (``(i, j, weight)``)
-            and optionally ``live``.
-        names: panel titles (default: each graph's ``name``, else
-            ``layer1``, ``layer2``, ...).
+        graphs: what ``backbone.topology_graphs()`` returns.
+        names: panel titles (default: each stage's name).
         title: the figure's title.
     """
-    names = names or [stage_name(g, k) for k, g in enumerate(graphs)]
-    weights = [w for g in graphs for _, _, w in g['edges']] or [1.0]
+    names = names or [g.name for g in graphs]
+    weights = [w for g in graphs for _, _, w in g.edges] or [1.0]
     scale = max(max(abs(w) for w in weights), 1e-12)
     norm = TwoSlopeNorm(vmin=-scale, vcenter=0.0, vmax=scale)
     cmap = colormaps[POSITIVE_NEGATIVE]
-    widths = [g['num_nodes'] for g in graphs]
+    widths = [g.num_nodes for g in graphs]
     heights = [1.0 + 0.12 * w for w in widths]
-    fig = Figure(figsize=(max(6.0, 0.45 * max(widths) + 1.5),
-                          sum(heights) + 0.6), layout='constrained')
+    fig = Figure(
+        figsize=(max(6.0, 0.45 * max(widths) + 1.5), sum(heights) + 0.6),
+        layout='constrained')
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(graphs), 1, squeeze=False,
-                        gridspec_kw=dict(height_ratios=heights))[:, 0]
+    axes = fig.subplots(
+        len(graphs), 1, squeeze=False,
+        gridspec_kw=dict(height_ratios=heights))[:, 0]
     for ax, graph, name in zip(axes, graphs, names):
         _panel(ax, graph, norm, cmap, name)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes),
-                       fraction=0.025, pad=0.01)
-    bar.set_label('edge weight (dotted grey: pruned; grey node: dead)',
-                  fontsize=8)
+    bar = fig.colorbar(
+        ScalarMappable(norm=norm, cmap=cmap),
+        ax=list(axes),
+        fraction=0.025,
+        pad=0.01)
+    bar.set_label(
+        'edge weight (dotted grey: pruned; grey node: dead)', fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

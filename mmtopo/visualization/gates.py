@@ -30,8 +30,8 @@ class GateRecorder:
 
     def __init__(self, backbone: torch.nn.Module):
         self.backbone = backbone
-        routed = [(name, j) for name, stage in zip(backbone.stage_names,
-                                                   backbone.stages)
+        routed = [(name, j)
+                  for name, stage in zip(backbone.stage_names, backbone.stages)
                   for j in stage.routers]
         if not routed:
             raise ValueError('the backbone has no routers (no stage with '
@@ -46,9 +46,10 @@ class GateRecorder:
                                self.backbone.stages):
             for j, router in stage.routers.items():
                 key = (name, j)
-                handles.append(router.register_forward_hook(
-                    lambda _m, _i, out, key=key: self.gates[key].append(
-                        out.detach().float().cpu())))
+                handles.append(
+                    router.register_forward_hook(
+                        lambda _m, _i, out, key=key: self.gates[key].append(
+                            out.detach().float().cpu())))
         try:
             yield self
         finally:
@@ -75,17 +76,21 @@ def gate_statistics(recorder: GateRecorder) -> List[Dict]:
             if not gates:
                 continue
             g = torch.cat(gates)
-            for k, i in enumerate(stage._sources[int(j)]):
-                edges.append(dict(
-                    i=i, j=int(j), weight=float(weights[i, int(j)]),
-                    mean=float(g[:, k].mean()),
-                    std=float(g[:, k].std(unbiased=False)),
-                    closed=float((g[:, k] == 0).float().mean())))
+            for k, i in enumerate(stage.sources_of(int(j))):
+                edges.append(
+                    dict(
+                        i=i,
+                        j=int(j),
+                        weight=float(weights[i, int(j)]),
+                        mean=float(g[:, k].mean()),
+                        std=float(g[:, k].std(unbiased=False)),
+                        closed=float((g[:, k] == 0).float().mean())))
         out.append(dict(name=name, num_nodes=len(stage) + 1, edges=edges))
     return out
 
 
-def draw_gates(stats: List[Dict], title: Optional[str] = None,
+def draw_gates(stats: List[Dict],
+               title: Optional[str] = None,
                instances: Optional[int] = None) -> Figure:
     """One panel per stage with routers (see the module docstring)."""
     panels = [s for s in stats if s['edges']]
@@ -95,23 +100,28 @@ def draw_gates(stats: List[Dict], title: Optional[str] = None,
     norm = Normalize(vmin=0.0, vmax=2.0)
     cmap = colormaps[GATE_MAP]
     sizes = [s['num_nodes'] for s in panels]
-    fig = Figure(figsize=(max(4.0, 1.45 * sum(sizes) + 1.2),
-                          0.75 * max(sizes) + 1.6), layout='constrained')
+    fig = Figure(
+        figsize=(max(4.0, 1.45 * sum(sizes) + 1.2), 0.75 * max(sizes) + 1.6),
+        layout='constrained')
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False,
-                        gridspec_kw=dict(width_ratios=sizes))[0]
+    axes = fig.subplots(
+        1, len(panels), squeeze=False, gridspec_kw=dict(width_ratios=sizes))[0]
     for ax, stage in zip(axes, panels):
         _gate_panel(ax, stage, norm, cmap)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes),
-                       fraction=0.03, pad=0.01)
-    bar.set_label('mean gate over instances (1 = the static edge)',
-                  fontsize=8)
+    bar = fig.colorbar(
+        ScalarMappable(norm=norm, cmap=cmap),
+        ax=list(axes),
+        fraction=0.03,
+        pad=0.01)
+    bar.set_label('mean gate over instances (1 = the static edge)', fontsize=8)
     heading = title or 'Edge gates'
     if instances is not None:
         heading += f' ({instances} instances)'
-    fig.suptitle(heading + '\ncell: mean gate, ± std over instances, the '
-                 'static weight w; grey: no router (one input) or pruned '
-                 'edge', fontsize=9)
+    fig.suptitle(
+        heading + '\ncell: mean gate, ± std over instances, the '
+        'static weight w; grey: no router (one input) or pruned '
+        'edge',
+        fontsize=9)
     return fig
 
 
@@ -135,11 +145,10 @@ def _gate_panel(ax, stage: Dict, norm, cmap) -> None:
             if e['closed'] > 0:
                 text += f"\n{100 * e['closed']:.0f}% cut"
             color = 'white' if e['mean'] < 1.2 else 'black'
-        ax.text(c, r, text, ha='center', va='center', fontsize=7,
-                color=color)
-    ax.set_xticks(range(n - 1),
-                  [str(j) if j < n - 1 else 'out' for j in range(1, n)],
-                  fontsize=7)
+        ax.text(c, r, text, ha='center', va='center', fontsize=7, color=color)
+    ax.set_xticks(
+        range(n - 1), [str(j) if j < n - 1 else 'out' for j in range(1, n)],
+        fontsize=7)
     ax.set_yticks(range(n - 1), [str(i) for i in range(n - 1)], fontsize=7)
     ax.set_xlabel('to node', fontsize=8)
     ax.set_ylabel('from node', fontsize=8)

@@ -22,15 +22,16 @@ def optim_cfg(constructor=None):
 
 def small_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
-                               torch.nn.BatchNorm2d(4))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
 
 
 def test_groups_are_the_default_constructors_as_plain_dicts():
     model = small_model()
     default = build_optim_wrapper(model, optim_cfg()).optimizer.param_groups
     plain = build_optim_wrapper(
-        model, optim_cfg('PlainGroupsOptimWrapperConstructor'),
+        model,
+        optim_cfg('PlainGroupsOptimWrapperConstructor'),
     ).optimizer.param_groups
     assert {type(g) for g in default} == {ConfigDict}  # what dynamo rejects
     assert {type(g) for g in plain} == {dict}
@@ -38,8 +39,13 @@ def test_groups_are_the_default_constructors_as_plain_dicts():
     for ours, theirs in zip(plain, default):
         assert ours.keys() == theirs.keys()
         assert ours['params'][0] is theirs['params'][0]
-        assert {k: v for k, v in ours.items() if k != 'params'} == {
-            k: v for k, v in theirs.items() if k != 'params'}
+        assert {
+            k: v
+            for k, v in ours.items() if k != 'params'
+        } == {
+            k: v
+            for k, v in theirs.items() if k != 'params'
+        }
     assert [g['weight_decay'] for g in plain] == [1e-4, 1e-4, 0.0, 1e-4]
 
 
@@ -69,5 +75,5 @@ def test_a_compiled_step_through_it_equals_the_eager_step():
             step_fn()
         results.append(copy.deepcopy(model.state_dict()))
     for key, value in results[0].items():
-        torch.testing.assert_close(results[1][key], value, rtol=1e-5,
-                                   atol=1e-6, msg=key)
+        torch.testing.assert_close(
+            results[1][key], value, rtol=1e-5, atol=1e-6, msg=key)

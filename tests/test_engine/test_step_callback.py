@@ -45,8 +45,7 @@ def test_runs_where_the_class_step_has_lost_torchs_hook_wrapper():
                     p.add_(p.grad, alpha=-group['lr'])
 
     with mock.patch.object(torch.optim.SGD, 'step', plain_step):
-        optimizer.register_step_post_hook(
-            lambda *args: post_hooks.append(1))
+        optimizer.register_step_post_hook(lambda *args: post_hooks.append(1))
         StepCallback(optimizer, lambda opt: seen.append(1))
         optimizer.step()
     assert post_hooks == [] and seen == [1]

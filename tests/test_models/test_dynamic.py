@@ -20,31 +20,43 @@ from hypothesis import strategies as st
 from mmdet.models.backbones.resnet import BasicBlock
 from mmengine.optim import build_optim_wrapper
 
-from mmtopo.models import (TopoMobileNetV2, TopoRegNet, TopoRes2Net,
-                           TopoResNet)
-from mmtopo.models.layers import EDGE_GRADS, EdgeRouter, StageGraph
+from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoRes2Net, TopoResNet
+from mmtopo.models.layers import (EDGE_GRADS, DynamicStageGraph, EdgeRouter,
+                                  StageGraph)
 from mmtopo.models.topology import build_stage_topology
 from mmtopo.utils.complexity import BackboneCosts, count_flops
 from tests.helpers import check_with_cp_gradients
-from tests.test_models.test_graph_properties import (run, stage_graphs,
-                                                     traced, vary_norms)
+from tests.test_models.test_graph_properties import (run, stage_graphs, traced,
+                                                     vary_norms)
 
 CHANNELS = 3
 
 
-def make_dynamic_stage(blocks, edges, weights, removed, routed, threshold=0.0,
-                       learnable=True, edge_grad='rms', seed=0,
+def make_dynamic_stage(blocks,
+                       edges,
+                       weights,
+                       removed,
+                       routed,
+                       threshold=0.0,
+                       learnable=True,
+                       edge_grad='rms',
+                       seed=0,
                        router_scale=1.0):
     """A float64 stage of BasicBlocks with routers on ``routed``, whose gate
     layers are random (not the zero init), so the gates vary."""
     torch.manual_seed(seed)
     topo = build_stage_topology(
-        dict(type='custom', edges=edges, weights=weights, learnable=learnable,
-             removed=removed, routed=routed,
-             router=dict(type='EdgeRouter', reduction=1, min_hidden=4),
-             threshold=threshold), blocks, 0)
+        dict(
+            type='custom',
+            edges=edges,
+            weights=weights,
+            learnable=learnable,
+            removed=removed,
+            routed=routed,
+            router=dict(type='EdgeRouter', reduction=1, min_hidden=4),
+            threshold=threshold), blocks, 0)
     modules = [BasicBlock(CHANNELS, CHANNELS) for _ in range(blocks)]
-    stage = StageGraph(modules, topo, edge_grad=edge_grad).double()
+    stage = DynamicStageGraph(modules, topo, edge_grad=edge_grad).double()
     vary_norms(stage)
     with torch.no_grad():
         for router in stage.routers.values():
@@ -80,9 +92,11 @@ def dynamic_formula(stage, x):
         if str(j) in stage.routers:
             cands = stage.edge_mask[:, j].nonzero().flatten().tolist()
             feats = torch.cat([
-                ys[i].mean((2, 3)) * float(values[i, j] != 0) if i in ys
-                else torch.zeros(n, CHANNELS, dtype=x.dtype) for i in cands],
-                dim=1)
+                ys[i].mean((2, 3)) * float(values[i, j] != 0)
+                if i in ys else torch.zeros(n, CHANNELS, dtype=x.dtype)
+                for i in cands
+            ],
+                              dim=1)
             g = naive_gates(stage.routers[str(j)], feats)
             gate = {i: g[:, cands.index(i)] for i in ins}
         total = sum((gate[i].view(-1, 1, 1, 1) * w[i, j] * ys[i] for i in ins),
@@ -95,20 +109,25 @@ def dynamic_formula(stage, x):
 
 def check_against_formula(stage, training, path, edge_grad):
     stage.train(training)
-    x = torch.randn(3, CHANNELS, 5, 5, dtype=torch.float64,
-                    generator=torch.Generator().manual_seed(2))
+    x = torch.randn(
+        3,
+        CHANNELS,
+        5,
+        5,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(2))
     want_out, want = run(stage, lambda inp: dynamic_formula(stage, inp), x)
     got_out, got = run(stage, stage if path == 'eager' else traced(stage), x)
-    torch.testing.assert_close(got_out, want_out, rtol=1e-9, atol=1e-9,
-                               msg='stage output')
-    scale = dict(sum=1.0, rms=1 / math.sqrt(CHANNELS),
-                 mean=1 / CHANNELS)[edge_grad]
+    torch.testing.assert_close(
+        got_out, want_out, rtol=1e-9, atol=1e-9, msg='stage output')
+    scale = dict(
+        sum=1.0, rms=1 / math.sqrt(CHANNELS), mean=1 / CHANNELS)[edge_grad]
     for name, expected in want.items():
         if name == 'edge_weights':
             expected = expected * scale
         tol = 1e-9 * max(1.0, float(expected.abs().max()))
-        torch.testing.assert_close(got[name], expected, rtol=1e-8, atol=tol,
-                                   msg=name)
+        torch.testing.assert_close(
+            got[name], expected, rtol=1e-8, atol=tol, msg=name)
 
 
 def _routed(graph):
@@ -117,16 +136,21 @@ def _routed(graph):
     return sorted({j for _, j in edges})
 
 
-@given(graph=stage_graphs(), training=st.booleans(),
-       path=st.sampled_from(['eager', 'traced']),
-       edge_grad=st.sampled_from(EDGE_GRADS),
-       threshold=st.sampled_from([0.0, 0.9]))
+@given(
+    graph=stage_graphs(),
+    training=st.booleans(),
+    path=st.sampled_from(['eager', 'traced']),
+    edge_grad=st.sampled_from(EDGE_GRADS),
+    threshold=st.sampled_from([0.0, 0.9]))
 def test_dynamic_stage_is_the_formula(graph, training, path, edge_grad,
                                       threshold):
     """Outputs and every gradient (routers, edges, blocks, input) of the
     dynamic stage, eager and traced, against the float64 formula."""
-    stage = make_dynamic_stage(*graph, routed=_routed(graph),
-                               threshold=threshold, edge_grad=edge_grad)
+    stage = make_dynamic_stage(
+        *graph,
+        routed=_routed(graph),
+        threshold=threshold,
+        edge_grad=edge_grad)
     check_against_formula(stage, training, path, edge_grad)
 
 
@@ -152,13 +176,21 @@ def test_constant_gates_are_the_static_stage_with_weights_g_times_w(training):
                     torch.tensor(b[k], dtype=torch.float64))
     torch.manual_seed(0)
     static_topo = build_stage_topology(
-        dict(type='custom', edges=edges, learnable=True,
-             weights=[gate[i, j].item() * w for (i, j), w in
-                      zip(edges, weights)]), blocks, 0)
-    static = StageGraph([BasicBlock(CHANNELS, CHANNELS)
-                         for _ in range(blocks)], static_topo).double()
-    state = {k: v for k, v in dyn.state_dict().items()
-             if 'routers' not in k and k != 'edge_weights'}
+        dict(
+            type='custom',
+            edges=edges,
+            learnable=True,
+            weights=[
+                gate[i, j].item() * w for (i, j), w in zip(edges, weights)
+            ]), blocks, 0)
+    static = StageGraph(
+        [BasicBlock(CHANNELS, CHANNELS) for _ in range(blocks)],
+        static_topo).double()
+    state = {
+        k: v
+        for k, v in dyn.state_dict().items()
+        if 'routers' not in k and k != 'edge_weights'
+    }
     static.load_state_dict(state, strict=False)
     with torch.no_grad():  # g * w in float64 (the spec's floats are fp32)
         static.edge_weights.copy_(gate * dyn.edge_weights)
@@ -171,15 +203,16 @@ def test_constant_gates_are_the_static_stage_with_weights_g_times_w(training):
     for name, value in grad_s.items():
         if name == 'edge_weights':
             value = value * gate
-        torch.testing.assert_close(grad_d[name], value, rtol=1e-10,
-                                   atol=1e-12, msg=name)
+        torch.testing.assert_close(
+            grad_d[name], value, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_each_sample_is_routed_on_its_own_in_eval_mode():
     """Sample ``n``'s output does not depend on the rest of the batch."""
-    stage = make_dynamic_stage(4, [(i, j) for j in range(1, 5)
-                                   for i in range(j)],
-                               None, [], routed=[2, 3, 4]).eval()
+    stage = make_dynamic_stage(
+        4, [(i, j) for j in range(1, 5) for i in range(j)],
+        None, [],
+        routed=[2, 3, 4]).eval()
     x = torch.randn(5, CHANNELS, 6, 6, dtype=torch.float64)
     with torch.no_grad():
         together = stage(x)
@@ -197,8 +230,12 @@ def test_threshold_cuts_gates_per_sample_and_passes_the_gradient_through():
     """A gate below the threshold contributes nothing for that sample, and
     its router still gets the gradient the open gate would get."""
     edges = [(0, 1), (0, 2), (1, 2)]
-    cut = make_dynamic_stage(2, edges, [1.0, 0.5, 0.5], [], routed=[2],
-                             threshold=0.9, router_scale=3.0).train()
+    cut = make_dynamic_stage(
+        2,
+        edges, [1.0, 0.5, 0.5], [],
+        routed=[2],
+        threshold=0.9,
+        router_scale=3.0).train()
     x = torch.randn(6, CHANNELS, 5, 5, dtype=torch.float64)
     y0 = cut[0](x)
     y1 = cut[1](y0)
@@ -213,8 +250,8 @@ def test_threshold_cuts_gates_per_sample_and_passes_the_gradient_through():
     # straight through: d gates / d z is that of the open gate
     upstream = torch.randn_like(gates)
     z = router.gate(router.act(router.reduce(feats)))
-    want, = torch.autograd.grad((2 * torch.sigmoid(z) * upstream).sum(), z,
-                                retain_graph=True)
+    want, = torch.autograd.grad(
+        (2 * torch.sigmoid(z) * upstream).sum(), z, retain_graph=True)
     z_cut = z.detach().requires_grad_()
     out = 2 * torch.sigmoid(z_cut)
     out = out + (out * (out >= 0.9) - out).detach()
@@ -227,31 +264,36 @@ def test_threshold_cuts_gates_per_sample_and_passes_the_gradient_through():
     (dict(type='dynamic', threshold=-0.1), 'topology.threshold'),
     (dict(type='dynamic', threshold=2.0), 'topology.threshold'),
     (dict(type='dynamic', router='EdgeRouter'), 'topology.router'),
-    (dict(type='dynamic', router=dict(type='EdgeRouter', reduction=0)),
-     'router.reduction'),
-    (dict(type='dynamic', router=dict(type='EdgeRouter', in_channels=8)),
-     "'in_channels'"),
-    (dict(type='custom', edges=[(0, 1), (1, 2), (0, 2)], routed=[2]),
-     'topology.router is not set'),
-    (dict(type='custom', edges=[(0, 1), (1, 2)], routed=[5],
-          router=dict(type='EdgeRouter')), 'topology.routed lists 5'),
+    (dict(type='dynamic', router=dict(type='EdgeRouter',
+                                      reduction=0)), 'router.reduction'),
+    (dict(type='dynamic', router=dict(type='EdgeRouter',
+                                      in_channels=8)), "'in_channels'"),
+    (dict(type='custom', edges=[(0, 1), (1, 2), (0, 2)],
+          routed=[2]), 'topology.router is not set'),
+    (dict(
+        type='custom',
+        edges=[(0, 1), (1, 2)],
+        routed=[5],
+        router=dict(type='EdgeRouter')), 'topology.routed lists 5'),
 ])
 def test_bad_dynamic_specs_name_the_field(spec, words):
     with pytest.raises(ValueError, match=words.replace('.', r'\.')):
-        TopoResNet(depth=18, base_channels=4, stem_channels=8,
-                   topology=spec)
+        TopoResNet(depth=18, base_channels=4, stem_channels=8, topology=spec)
 
 
 STOCK = dict(
-    resnet50=(lambda: __import__('mmdet.models', fromlist=['x']).ResNet(
-        depth=50), lambda **kw: TopoResNet(depth=50, **kw)),
-    mobilenet_v2=(lambda: __import__('mmdet.models', fromlist=['x'])
-                  .MobileNetV2(), lambda **kw: TopoMobileNetV2(**kw)),
+    resnet50=(
+        lambda: __import__('mmdet.models', fromlist=['x']).ResNet(depth=50),
+        lambda **kw: TopoResNet(depth=50, **kw)),
+    mobilenet_v2=(
+        lambda: __import__('mmdet.models', fromlist=['x']).MobileNetV2(),
+        lambda **kw: TopoMobileNetV2(**kw)),
     regnet=(lambda: __import__('mmdet.models', fromlist=['x']).RegNet(
-        arch='regnetx_400mf'), lambda **kw: TopoRegNet(arch='regnetx_400mf',
-                                                       **kw)),
-    res2net=(lambda: __import__('mmdet.models', fromlist=['x']).Res2Net(
-        depth=50), lambda **kw: TopoRes2Net(depth=50, **kw)),
+        arch='regnetx_400mf'),
+            lambda **kw: TopoRegNet(arch='regnetx_400mf', **kw)),
+    res2net=(
+        lambda: __import__('mmdet.models', fromlist=['x']).Res2Net(depth=50),
+        lambda **kw: TopoRes2Net(depth=50, **kw)),
 )
 
 
@@ -265,8 +307,9 @@ def test_dynamic_residual_init_is_the_stock_backbone(family, tmp_path):
     stock = make_stock()
     stock.init_weights()
     torch.manual_seed(0)
-    topo = make_topo(topology=dict(type='dynamic', init='residual'),
-                     norm_eval=stock.norm_eval)
+    topo = make_topo(
+        topology=dict(type='dynamic', init='residual'),
+        norm_eval=stock.norm_eval)
     topo.init_weights()
     theirs = stock.state_dict()
     ours = topo.state_dict()
@@ -299,22 +342,33 @@ def test_dynamic_residual_init_is_the_stock_backbone(family, tmp_path):
 
 
 def tiny(topology=dict(type='dynamic', init='uniform'), **kwargs):
-    return TopoResNet(depth=18, base_channels=4, stem_channels=8,
-                      topology=topology, **kwargs)
+    return TopoResNet(
+        depth=18,
+        base_channels=4,
+        stem_channels=8,
+        topology=topology,
+        **kwargs)
 
 
 def test_frozen_stages_freeze_the_routers_and_paramwise_cfg_reaches_them():
     model = tiny(frozen_stages=1)
     assert not any(p.requires_grad for p in model.layer1.routers.parameters())
     assert all(p.requires_grad for p in model.layer2.routers.parameters())
-    wrapper = build_optim_wrapper(model, dict(
-        optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
-        paramwise_cfg=dict(custom_keys={
-            'routers': dict(decay_mult=0.0, lr_mult=2.0)})))
-    router_ids = {id(p) for n, p in model.named_parameters()
-                  if '.routers.' in n and p.requires_grad}
-    groups = [g for g in wrapper.optimizer.param_groups
-              if any(id(p) in router_ids for p in g['params'])]
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
+            paramwise_cfg=dict(
+                custom_keys={'routers': dict(decay_mult=0.0, lr_mult=2.0)})))
+    router_ids = {
+        id(p)
+        for n, p in model.named_parameters()
+        if '.routers.' in n and p.requires_grad
+    }
+    groups = [
+        g for g in wrapper.optimizer.param_groups if any(
+            id(p) in router_ids for p in g['params'])
+    ]
     assert len(groups) == len(router_ids)
     assert all(g['weight_decay'] == 0.0 and g['lr'] == 0.2 for g in groups)
 
@@ -363,8 +417,10 @@ def test_channels_last_and_bf16_autocast_keep_fp32_gates():
     # under autocast (bf16 or fp16) the router computes exactly its fp32
     # gates of the low-precision features it is given
     pooled = torch.randn(2, router.reduce.in_features)
-    for dtype in [d for d in (torch.bfloat16, torch.float16)
-                  if _cpu_autocast_takes(d)]:
+    for dtype in [
+            d for d in (torch.bfloat16, torch.float16)
+            if _cpu_autocast_takes(d)
+    ]:
         with torch.autocast('cpu', dtype=dtype):
             inside = router(pooled.to(dtype))
         assert inside.dtype == torch.float32
@@ -391,8 +447,8 @@ def _prunable(seed=0):
     _randomize_routers(model)
     with torch.no_grad():
         for stage in model.stages:
-            stage.edge_weights.add_(torch.rand(stage.edge_weights.shape) *
-                                    stage.edge_mask)
+            stage.edge_weights.add_(
+                torch.rand(stage.edge_weights.shape) * stage.edge_mask)
         model.layer1.edge_weights[0, 2] = 0.0
         model.layer3.edge_weights[0, 1] = 0.0
         model.layer4.edge_weights[1, 2] = 0.0
@@ -446,7 +502,7 @@ def test_flops_count_the_routers_and_their_pooling():
             extra += s * c * h + h * s
             pooled.update(stage._sources[int(j)])
         if stage.routers:
-            extra += len(pooled) * c * side ** 2
+            extra += len(pooled) * c * side**2
     assert count_flops(dyn, (image, )) - count_flops(static, (image, )) \
         == extra
 
@@ -468,8 +524,10 @@ def test_the_sparsity_hook_prunes_the_static_weights_and_spares_routers():
         hook = EdgeSparsityHook(lambda_=2.0)
         runner = fake_runner(model, wrapper)
         hook.before_train(runner)
-        routers = {n: p.detach().clone() for n, p in model.named_parameters()
-                   if '.routers.' in n}
+        routers = {
+            n: p.detach().clone()
+            for n, p in model.named_parameters() if '.routers.' in n
+        }
         hook.after_train_iter(runner, 0)
         for n, p in model.named_parameters():
             if n in routers:
@@ -501,12 +559,11 @@ def test_a_static_checkpoint_loads_with_only_the_routers_missing():
 
 def test_router_is_registered_and_builds_from_config():
     from mmengine.registry import MODELS
-    router = MODELS.build(dict(type='EdgeRouter', in_channels=64,
-                               num_inputs=3, reduction=8))
+    router = MODELS.build(
+        dict(type='EdgeRouter', in_channels=64, num_inputs=3, reduction=8))
     assert isinstance(router, EdgeRouter)
     assert router.reduce.out_features == 8 and router.gate.out_features == 3
-    torch.testing.assert_close(router(torch.randn(4, 192)),
-                               torch.ones(4, 3))
+    torch.testing.assert_close(router(torch.randn(4, 192)), torch.ones(4, 3))
 
 
 DDP_TOPOLOGY = dict(type='dynamic', init='uniform')
@@ -528,10 +585,12 @@ def _ddp_worker(rank, world_size, port, out_dir):
     wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.2))
     for it in range(3):
         data = ToyDataset(size=8, seed=10 * it + rank)
-        wrapper.update_params(ddp(data.images, data.labels,
-                                  mode='loss')['loss'])
-    torch.save({n: p.detach() for n, p in model.named_parameters()},
-               os.path.join(out_dir, f'rank{rank}.pth'))
+        wrapper.update_params(
+            ddp(data.images, data.labels, mode='loss')['loss'])
+    torch.save({
+        n: p.detach()
+        for n, p in model.named_parameters()
+    }, os.path.join(out_dir, f'rank{rank}.pth'))
     torch.distributed.destroy_process_group()
 
 
@@ -541,8 +600,8 @@ def test_ddp_ranks_stay_identical_routers_included(tmp_path):
     routers did train (their gate layers left the zero init)."""
     from tests.helpers import free_port, spawn_ranks
     files = [tmp_path / f'rank{r}.pth' for r in (0, 1)]
-    spawn_ranks(_ddp_worker, 2, args=(2, free_port(), str(tmp_path)),
-                outputs=files)
+    spawn_ranks(
+        _ddp_worker, 2, args=(2, free_port(), str(tmp_path)), outputs=files)
     rank0, rank1 = (torch.load(f) for f in files)
     assert sorted(rank0) == sorted(rank1)
     for name in rank0:
@@ -559,34 +618,44 @@ def test_resume_restores_the_routers_and_their_momentum(tmp_path):
     from tests.toy import toy_runner
 
     class Spy(Hook):
+
         def before_train_iter(self, runner, batch_idx, data_batch=None):
             if 'iter' in seen:
                 return
             seen['iter'] = runner.iter
             model = runner.model
-            seen['params'] = {n: p.detach().clone() for n, p in
-                              model.named_parameters() if '.routers.' in n}
+            seen['params'] = {
+                n: p.detach().clone()
+                for n, p in model.named_parameters() if '.routers.' in n
+            }
             state = runner.optim_wrapper.optimizer.state
             seen['momentum'] = {
                 n: state[p]['momentum_buffer'].clone()
-                for n, p in model.named_parameters() if '.routers.' in n}
+                for n, p in model.named_parameters() if '.routers.' in n
+            }
 
     seen = {}
     toy_runner(tmp_path, max_iters=10, topology=DDP_TOPOLOGY).train()
     saved = torch.load(tmp_path / 'iter_10.pth')
-    toy_runner(tmp_path, max_iters=11, topology=DDP_TOPOLOGY, resume=True,
-               hooks=[Spy()]).train()
+    toy_runner(
+        tmp_path,
+        max_iters=11,
+        topology=DDP_TOPOLOGY,
+        resume=True,
+        hooks=[Spy()]).train()
     assert seen['iter'] == 10
     assert seen['params']
     for name, value in seen['params'].items():
         assert torch.equal(value, saved['state_dict'][name]), name
-    names = [n for n, _ in toy_runner(tmp_path / 'x', max_iters=1,
-                                      topology=DDP_TOPOLOGY)
-             .model.named_parameters()]
+    names = [
+        n for n, _ in toy_runner(
+            tmp_path /
+            'x', max_iters=1, topology=DDP_TOPOLOGY).model.named_parameters()
+    ]
     momenta = saved['optimizer']['state']
     for name, value in seen['momentum'].items():
-        assert torch.equal(value, momenta[names.index(name)]
-                           ['momentum_buffer']), name
+        assert torch.equal(value,
+                           momenta[names.index(name)]['momentum_buffer']), name
     assert any(v.abs().sum() > 0 for v in seen['momentum'].values())
 
 
@@ -594,8 +663,10 @@ def test_an_outer_init_cfg_cannot_move_the_gates_off_one():
     """A backbone ``init_cfg`` that re-initialises every Linear reaches the
     routers' first layers, but the gate layers end at zero: gates 1."""
     torch.manual_seed(0)
-    model = tiny(init_cfg=[dict(type='Kaiming', layer='Conv2d'),
-                           dict(type='Normal', layer='Linear', std=3.0)])
+    model = tiny(init_cfg=[
+        dict(type='Kaiming', layer='Conv2d'),
+        dict(type='Normal', layer='Linear', std=3.0)
+    ])
     before = model.layer2.routers['2'].reduce.weight.detach().clone()
     model.init_weights()
     router = model.layer2.routers['2']
@@ -610,12 +681,17 @@ def test_dynamic_is_chosen_per_stage():
     """A list of specs: routers only where the spec is dynamic; a dynamic
     stage of one block has none (one edge, fixed)."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
-                       topology=[
-                           dict(type='dynamic'), dict(type='learnable'),
-                           dict(type='residual'), dict(type='dynamic')])
-    assert [sorted(s.routers) for s in model.stages] == [
-        ['2'], [], [], ['2']]
+    model = TopoResNet(
+        depth=18,
+        base_channels=4,
+        stem_channels=8,
+        topology=[
+            dict(type='dynamic'),
+            dict(type='learnable'),
+            dict(type='residual'),
+            dict(type='dynamic')
+        ])
+    assert [sorted(s.routers) for s in model.stages] == [['2'], [], [], ['2']]
     assert [s.dynamic for s in model.stages] == [True, False, False, True]
     one = build_stage_topology(dict(type='dynamic'), 1, 0)
     assert one.routed == () and not one.learnable

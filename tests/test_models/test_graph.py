@@ -16,27 +16,38 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmtopo.models import TopoResNet
-from mmtopo.models.layers import (EdgeGradients, EdgeSink, FanOut,
-                                 WeightedSum, edge_grad_scale, weighted_sum)
+from mmtopo.models.layers import (EdgeGradients, EdgeSink, FanOut, WeightedSum,
+                                  edge_grad_scale, weighted_sum)
 from tests.helpers import as_if_compiling
 
 # depth 34: stages of 3/4/6/3 blocks, so nodes have up to 6 weighted inputs
 DEPTH = 34
 BLOCKS = (3, 4, 6, 3)
 TOPOLOGIES = {
-    'learnable': dict(type='learnable', init='residual'),
-    'complete': dict(type='complete'),
-    'random': dict(type='random', graph='er', p=0.5, seed=1),
+    'learnable':
+    dict(type='learnable', init='residual'),
+    'complete':
+    dict(type='complete'),
+    'random':
+    dict(type='random', graph='er', p=0.5, seed=1),
     'custom_fixed': [
         dict(type='custom', edges=[(0, 1), (0, 2), (1, 3), (2, 3), (0, 3)]),
-        dict(type='complete'), dict(type='residual'), dict(type='complete')],
+        dict(type='complete'),
+        dict(type='residual'),
+        dict(type='complete')
+    ],
     'custom_learnable': [
-        dict(type='custom', edges=[(0, 1), (1, 2), (0, 2), (2, 3), (0, 3)],
-             learnable=True),
-        dict(type='custom', edges=[(0, 1), (1, 2), (2, 3), (0, 3), (3, 4),
-                                   (1, 4)], learnable=True),
+        dict(
+            type='custom',
+            edges=[(0, 1), (1, 2), (0, 2), (2, 3), (0, 3)],
+            learnable=True),
+        dict(
+            type='custom',
+            edges=[(0, 1), (1, 2), (2, 3), (0, 3), (3, 4), (1, 4)],
+            learnable=True),
         dict(type='learnable', init='uniform'),
-        dict(type='learnable', init='ones')],
+        dict(type='learnable', init='ones')
+    ],
 }
 
 
@@ -47,8 +58,8 @@ def random_signed_weights(model, seed=0):
     with torch.no_grad():
         for stage in model.stages:
             mask = stage.edge_mask
-            magnitude = torch.rand(mask.shape, generator=gen,
-                                   dtype=torch.float64) + 0.3
+            magnitude = torch.rand(
+                mask.shape, generator=gen, dtype=torch.float64) + 0.3
             sign = torch.randint(0, 2, mask.shape, generator=gen) * 2 - 1
             stage.edge_weights.copy_(magnitude * sign * mask.cpu())
 
@@ -73,8 +84,10 @@ def naive_forward(model, x):
 def loss_of(outs, seed=1):
     """A loss that weighs every element of every stage output differently."""
     gen = torch.Generator().manual_seed(seed)
-    return sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype).to(
-        o.device)).sum() for o in outs)
+    return sum((
+        o *
+        torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device)).sum()
+               for o in outs)
 
 
 def grads(model, x, forward):
@@ -82,8 +95,10 @@ def grads(model, x, forward):
     x = x.detach().clone().requires_grad_(True)
     outs = forward(x)
     loss_of(outs).backward()
-    got = {n: p.grad.clone() for n, p in model.named_parameters()
-           if p.grad is not None}
+    got = {
+        n: p.grad.clone()
+        for n, p in model.named_parameters() if p.grad is not None
+    }
     got['input'] = x.grad.clone()
     return [o.detach() for o in outs], got
 
@@ -91,9 +106,11 @@ def grads(model, x, forward):
 def traced(model):
     """The model's forward as ``torch.compile`` sees it (no host reads:
     :meth:`StageGraph.forward_traceable`), run eagerly."""
+
     def forward(x):
         with as_if_compiling():
             return model(x)
+
     return forward
 
 
@@ -103,9 +120,13 @@ def check_against_the_plain_formula(name, with_cp, path, edge_grad=None):
     or ``1 / C`` as ``edge_grad`` says."""
     torch.manual_seed(0)
     extra = {} if edge_grad is None else dict(edge_grad=edge_grad)
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=TOPOLOGIES[name], with_cp=with_cp,
-                       **extra).double()
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=4,
+        stem_channels=8,
+        topology=TOPOLOGIES[name],
+        with_cp=with_cp,
+        **extra).double()
     random_signed_weights(model)
     model.train()  # batch statistics, and the sums are recomputed
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
@@ -115,20 +136,22 @@ def check_against_the_plain_formula(name, with_cp, path, edge_grad=None):
 
     assert len(outs) == 4
     for stage, (a, b) in enumerate(zip(outs, ref_outs)):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10,
-                                   msg=f'stage {stage} output')
-    channels = {f'layer{s + 1}.edge_weights': o.shape[1]
-                for s, o in enumerate(outs)}
+        torch.testing.assert_close(
+            a, b, rtol=1e-10, atol=1e-10, msg=f'stage {stage} output')
+    channels = {
+        f'layer{s + 1}.edge_weights': o.shape[1]
+        for s, o in enumerate(outs)
+    }
     # the default is 'rms'
-    divide = dict(rms=math.sqrt, mean=float, sum=lambda c: 1.0)[
-        edge_grad or 'rms']
+    divide = dict(
+        rms=math.sqrt, mean=float, sum=lambda c: 1.0)[edge_grad or 'rms']
     for key, expected in ref.items():
         if key in channels:  # the edges' reduction over the channels
             expected = expected / divide(channels[key])
         # float64: summation order alone moves the last ~4 digits
         scale = float(expected.abs().max())
-        torch.testing.assert_close(got[key], expected, rtol=1e-7,
-                                   atol=1e-9 * scale, msg=key)
+        torch.testing.assert_close(
+            got[key], expected, rtol=1e-7, atol=1e-9 * scale, msg=key)
     learned = [k for k in got if k in channels]
     assert len(learned) == (4 if name.endswith('learnable') else 0)
 
@@ -144,12 +167,12 @@ def test_matches_the_plain_formula_in_float64(name, with_cp, path):
 @pytest.mark.parametrize('path', ['fused', 'traceable'])
 @pytest.mark.parametrize('edge_grad', ['sum', 'rms', 'mean'])
 def test_edge_grad_reduces_the_true_gradient_as_named(edge_grad, path):
-    check_against_the_plain_formula('custom_learnable', False, path,
-                                    edge_grad)
+    check_against_the_plain_formula('custom_learnable', False, path, edge_grad)
 
 
-@pytest.mark.parametrize('edge_grad,scale', [
-    ('sum', 1.0), ('rms', 1 / math.sqrt(5)), ('mean', 1 / 5)])
+@pytest.mark.parametrize('edge_grad,scale', [('sum', 1.0),
+                                             ('rms', 1 / math.sqrt(5)),
+                                             ('mean', 1 / 5)])
 def test_edge_gradient_is_the_true_gradient_times_the_named_scale(
         edge_grad, scale):
     y = torch.randn(2, 5, 3, 3, dtype=torch.float64)
@@ -163,8 +186,11 @@ def test_edge_gradient_is_the_true_gradient_times_the_named_scale(
 
 def test_an_unknown_edge_grad_is_named():
     with pytest.raises(ValueError) as info:
-        TopoResNet(depth=18, base_channels=4, edge_grad='channels',
-                   topology=dict(type='learnable'))
+        TopoResNet(
+            depth=18,
+            base_channels=4,
+            edge_grad='channels',
+            topology=dict(type='learnable'))
     assert str(info.value) == ("edge_grad must be one of ('sum', 'rms', "
                                "'mean'), got 'channels'")
 
@@ -185,26 +211,34 @@ def test_fan_out_and_weighted_sum_gradcheck():
         values = w.detach().tolist()
         sink = EdgeSink()  # the true gradient: scale 1 (edge_grad='sum')
         edges, = EdgeGradients.apply([sink], w)
-        parts = [FanOut.apply(edges, i, [0, 1], values[i], sink.dots, y)
-                 for i, y in enumerate(ys)]
+        parts = [
+            FanOut.apply(edges, i, [0, 1], values[i], sink.dots, y)
+            for i, y in enumerate(ys)
+        ]
         return tuple(
-            WeightedSum.apply([row[j] for row in values],
-                              *(p[j] for p in parts)) for j in range(2))
+            WeightedSum.apply([row[j] for row in values], *(p[j]
+                                                            for p in parts))
+            for j in range(2))
 
     torch.manual_seed(0)
-    ys = [torch.randn(2, 3, 4, 4, dtype=torch.double,
-                      requires_grad=True) for _ in range(3)]
-    for values in ([[0.3, 1.0], [-1.2, 0.0], [0.7, 0.5]],
-                   [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]],
-                   [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
-                   [[1.0, 1.0], [1.0, 1.0], [0.5, 1.0]]):
+    ys = [
+        torch.randn(2, 3, 4, 4, dtype=torch.double, requires_grad=True)
+        for _ in range(3)
+    ]
+    for values in ([[0.3, 1.0], [-1.2, 0.0],
+                    [0.7, 0.5]], [[1.0, 0.0], [0.0, 0.0],
+                                  [0.0, 1.0]], [[0.0, 0.0], [0.0, 0.0],
+                                                [0.0, 0.0]], [[1.0, 1.0],
+                                                              [1.0, 1.0],
+                                                              [0.5, 1.0]]):
         w = torch.tensor(values, dtype=torch.double, requires_grad=True)
         assert torch.autograd.gradcheck(two_nodes, (w, *ys))
 
 
-@pytest.mark.parametrize('weights', [
-    [0.5, -2.0, 0.25], [1.0, 0.75, -1.5], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 3.0]])
+@pytest.mark.parametrize(
+    'weights',
+    [[0.5, -2.0, 0.25], [1.0, 0.75, -1.5], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0],
+     [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 3.0]])
 def test_weighted_sum_is_the_formula(weights):
     torch.manual_seed(0)
     xs = [torch.randn(2, 3, 4, 4, dtype=torch.float64) for _ in weights]
@@ -232,8 +266,8 @@ def test_half_precision_edge_gradients_accumulate_in_float32(dtype):
     assert w.grad.dtype == torch.float32
     # float32 accumulation of 262144 products of ~2: relative error ~1e-6;
     # a half-precision running sum would be off by far more than 1%
-    torch.testing.assert_close(w.grad.double(), exact.reshape(1, 1),
-                               rtol=1e-4, atol=0)
+    torch.testing.assert_close(
+        w.grad.double(), exact.reshape(1, 1), rtol=1e-4, atol=0)
 
 
 def layer3_model():
@@ -241,9 +275,13 @@ def layer3_model():
     different signed weight; edges get their true gradient, so that the
     plain formula's gradients compare as they are."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'),
-                       out_indices=(2, ), edge_grad='sum').double()
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'),
+        out_indices=(2, ),
+        edge_grad='sum').double()
     random_signed_weights(model)
     return model
 
@@ -259,8 +297,7 @@ def test_a_node_without_active_inputs_is_removed():
         stage.edge_weights[:, 2] = 0.0
         stage.edge_weights[:, 4] = 0.0
         stage.edge_weights[2, 4] = 0.7
-    assert stage.live_nodes() == [True, True, False, True, False, True,
-                                  True]
+    assert stage.live_nodes() == [True, True, False, True, False, True, True]
     calls = []
     for j, block in enumerate(stage):
         block.register_forward_hook(lambda m, i, o, j=j: calls.append(j))
@@ -288,8 +325,8 @@ def test_a_node_without_active_inputs_is_removed():
     torch.testing.assert_close(outs[0], ref_outs[0], rtol=1e-10, atol=1e-10)
     for key, expected in ref.items():  # edges: the true gradient
         scale = float(expected.abs().max()) or 1.0
-        torch.testing.assert_close(got[key], expected, rtol=1e-7,
-                                   atol=1e-9 * scale, msg=key)
+        torch.testing.assert_close(
+            got[key], expected, rtol=1e-7, atol=1e-9 * scale, msg=key)
     grad = got['layer3.edge_weights']
     assert not grad[:, 2].any() and not grad[2].any()  # edges at node 2
     assert not grad[:, 4].any() and not grad[4].any()
@@ -343,9 +380,12 @@ def test_a_block_input_is_rebuilt_in_backward_not_kept():
     """The summed input of a block is not saved for backward: autograd
     keeps its recipe (inputs and weights) and rebuilds it when needed."""
     from mmtopo.models.layers import edge_functions as graph
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'),
-                       out_indices=(3, ))
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'),
+        out_indices=(3, ))
     random_signed_weights(model)
     model.train()
     unpacked = []
@@ -376,12 +416,16 @@ def test_graph_mismatch_messages_describe_both_graphs():
         'nodes with edges [(0, 1), (0, 2), (1, 2)] (to load it into this '
         "graph on purpose, set graph_mismatch='adapt')")
     state['layer1.edge_mask'] = torch.ones(3, 4, dtype=torch.bool)
-    with pytest.raises(ValueError, match=r'checkpoint has a mask of shape '
-                       r'\(3, 4\), model has 3 nodes'):
+    with pytest.raises(
+            ValueError,
+            match=r'checkpoint has a mask of shape '
+            r'\(3, 4\), model has 3 nodes'):
         model.load_state_dict(state)
     state['layer1.edge_mask'] = torch.ones(3, dtype=torch.bool)
-    with pytest.raises(ValueError, match=r'checkpoint has a mask of shape '
-                       r'\(3,\), model has 3 nodes'):
+    with pytest.raises(
+            ValueError,
+            match=r'checkpoint has a mask of shape '
+            r'\(3,\), model has 3 nodes'):
         model.load_state_dict(state)
 
 
@@ -394,8 +438,8 @@ def test_weighted_sum_of_only_zero_weights_is_zeros():
 def test_residual_wiring_adds_nothing_to_the_autograd_graph():
     """The residual wiring is literally ResNet: no FanOut or WeightedSum
     node anywhere in its backward graph."""
-    model = TopoResNet(depth=18, base_channels=4, stem_channels=4,
-                       out_indices=(3, ))
+    model = TopoResNet(
+        depth=18, base_channels=4, stem_channels=4, out_indices=(3, ))
     model.train()
     out = model(torch.randn(2, 3, 32, 32))[0]
     seen, stack = set(), [out.grad_fn]
@@ -411,18 +455,23 @@ def test_residual_wiring_adds_nothing_to_the_autograd_graph():
 
 
 def test_a_removed_block_cannot_be_indexed_and_block_shapes_are_checked():
-    stage = TopoResNet(depth=34, topology=[
-        dict(type='custom', edges=[(0, 2), (2, 3)], removed=[1]),
-        dict(type='residual'), dict(type='residual'),
-        dict(type='residual')]).layer1
+    stage = TopoResNet(
+        depth=34,
+        topology=[
+            dict(type='custom', edges=[(0, 2), (2, 3)], removed=[1]),
+            dict(type='residual'),
+            dict(type='residual'),
+            dict(type='residual')
+        ]).layer1
     with pytest.raises(IndexError) as info:
         stage[1]
     assert str(info.value) == 'block 1 is removed from this stage'
     model = TopoResNet(depth=18)
     state = model.state_dict()
     state['layer1.0.conv1.weight'] = torch.zeros(1, 1, 3, 3)
-    with pytest.raises(RuntimeError, match=r'size mismatch for '
-                       r'layer1\.0\.conv1\.weight'):
+    with pytest.raises(
+            RuntimeError, match=r'size mismatch for '
+            r'layer1\.0\.conv1\.weight'):
         model.load_state_dict(state)
 
 
@@ -432,19 +481,23 @@ def test_stage_graph_built_directly_checks_its_arguments():
     from mmtopo.models.layers import StageGraph
     from mmtopo.models.topology import build_stage_topology
     blocks = [BasicBlock(4, 4), BasicBlock(4, 4)]
-    stage = StageGraph(blocks, build_stage_topology(
-        dict(type='residual'), 2, 0))
+    stage = StageGraph(blocks,
+                       build_stage_topology(dict(type='residual'), 2, 0))
     assert stage.graph_mismatch == 'error'
     init_cfg = dict(type='Constant', val=0.5, layer='Conv2d')
-    assert StageGraph(blocks, build_stage_topology(
-        dict(type='residual'), 2, 0), init_cfg=init_cfg).init_cfg == init_cfg
+    assert StageGraph(
+        blocks,
+        build_stage_topology(dict(type='residual'), 2, 0),
+        init_cfg=init_cfg).init_cfg == init_cfg
     with pytest.raises(ValueError) as info:
         StageGraph(blocks, build_stage_topology(dict(type='residual'), 3, 0))
     assert str(info.value) == ('topology mask of shape (4, 4) does not fit '
                                'a stage of 2 blocks')
     with pytest.raises(ValueError) as info:
-        StageGraph(blocks, build_stage_topology(dict(type='residual'), 2, 0),
-                   graph_mismatch='ignore')
+        StageGraph(
+            blocks,
+            build_stage_topology(dict(type='residual'), 2, 0),
+            graph_mismatch='ignore')
     assert str(info.value) == ("graph_mismatch must be one of ('error', "
                                "'adapt'), got 'ignore'")
 
@@ -453,8 +506,9 @@ def test_an_edge_tensor_of_another_size_is_a_load_error():
     model = TopoResNet(depth=18, topology=dict(type='learnable'))
     state = model.state_dict()
     state['layer1.edge_weights'] = torch.zeros(2, 2)
-    with pytest.raises(RuntimeError, match=r'size mismatch for '
-                       r'layer1\.edge_weights'):
+    with pytest.raises(
+            RuntimeError, match=r'size mismatch for '
+            r'layer1\.edge_weights'):
         model.load_state_dict(state)
 
 
@@ -476,8 +530,8 @@ def test_the_traceable_path_switches_off_a_node_without_active_inputs():
     for key, value in got.items():
         expected = ref.get(key, torch.zeros_like(value))  # dead: no gradient
         scale = float(expected.abs().max()) or 1.0
-        torch.testing.assert_close(value, expected, rtol=1e-7,
-                                   atol=1e-9 * scale, msg=key)
+        torch.testing.assert_close(
+            value, expected, rtol=1e-7, atol=1e-9 * scale, msg=key)
     assert any(k.startswith('layer3.2.') for k in got)  # it ran, gated
 
 
@@ -501,8 +555,11 @@ def test_the_backbone_assembles_its_edge_gradients_once():
     whose output the loss does not use gets no gradient, as an unused
     parameter does."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'))
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'))
     random_signed_weights(model)
     model.train()
     x = torch.randn(2, 3, 32, 32)
@@ -515,24 +572,29 @@ def test_the_backbone_assembles_its_edge_gradients_once():
     first = model.layer1(stem)
     (model.layer2(first).square().mean() + first.mean()).backward()
     for shared, alone in zip(together[:2], model.stages[:2]):
-        torch.testing.assert_close(shared, alone.edge_weights.grad,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            shared, alone.edge_weights.grad, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('mode', ['train', 'eval'])
 def test_a_backbone_forward_reads_the_edge_weights_once(mode):
     """One device-to-host copy for all stages (on a GPU, one sync per
     forward, not one per stage); a stage called alone reads its own."""
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'))
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'))
     random_signed_weights(model)
     getattr(model, mode)()
     x = torch.randn(2, 3, 32, 32)
     # 4 + 5 + 7 + 4 nodes: every edge weight of the backbone in one read
     assert count_host_reads(lambda: model(x)) == [(16 + 25 + 49 + 16, )]
     outs = model(x)
-    stage_in = model.layer3(model.layer2(model.layer1(model.maxpool(
-        model.relu(model.norm1(model.conv1(x)))))))
+    stage_in = model.layer3(
+        model.layer2(
+            model.layer1(
+                model.maxpool(model.relu(model.norm1(model.conv1(x)))))))
     assert count_host_reads(lambda: model.layer4(stage_in)) == [(4, 4)]
     torch.testing.assert_close(model.layer4(stage_in), outs[3])
     assert all(stage._preread is None for stage in model.stages)
@@ -540,18 +602,25 @@ def test_a_backbone_forward_reads_the_edge_weights_once(mode):
 
 @pytest.mark.parametrize('topology', [
     dict(type='learnable', init='residual'),
-    dict(type='learnable', init='uniform'), dict(type='residual'),
-    dict(type='complete'), dict(type='dynamic', init='uniform'), [
-        dict(type='custom', edges=[(0, 2), (2, 3)], removed=[1],
-             learnable=True),
-        dict(type='learnable'), dict(type='random', graph='er', p=0.5),
-        dict(type='residual')]])
+    dict(type='learnable', init='uniform'),
+    dict(type='residual'),
+    dict(type='complete'),
+    dict(type='dynamic', init='uniform'),
+    [
+        dict(
+            type='custom', edges=[(0, 2),
+                                  (2, 3)], removed=[1], learnable=True),
+        dict(type='learnable'),
+        dict(type='random', graph='er', p=0.5),
+        dict(type='residual')
+    ]
+])
 def test_torch_compile_traces_each_backbone_without_graph_breaks(topology):
     """No host reads in a compiled forward: one graph for the whole
     backbone, and it stays valid when the weights change."""
     torch._dynamo.reset()
-    model = TopoResNet(depth=DEPTH, base_channels=4, stem_channels=8,
-                       topology=topology)
+    model = TopoResNet(
+        depth=DEPTH, base_channels=4, stem_channels=8, topology=topology)
     x = torch.randn(2, 3, 32, 32)
     for mode in ('train', 'eval'):
         getattr(model, mode)()
@@ -567,8 +636,11 @@ def test_compiled_training_step_matches_eager():
     inputs are large enough to keep it well conditioned). Weights change
     between the steps, a node dies, and nothing recompiles."""
     torch.manual_seed(0)
-    eager = TopoResNet(depth=18, base_channels=8, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'))
+    eager = TopoResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'))
     random_signed_weights(eager)
     eager.train()
     compiled_model = copy.deepcopy(eager)
@@ -585,12 +657,15 @@ def test_compiled_training_step_matches_eager():
             ref_outs, ref = grads(eager, x, eager)
             outs, got = grads(compiled_model, x, compiled)
             for a, b in zip(outs, ref_outs):
-                torch.testing.assert_close(a, b, rtol=0,
-                                           atol=1e-4 * b.abs().max())
+                torch.testing.assert_close(
+                    a, b, rtol=0, atol=1e-4 * b.abs().max())
             for key, expected in ref.items():
                 torch.testing.assert_close(
-                    got[key], expected, rtol=0,
-                    atol=1e-4 * float(expected.abs().max()), msg=key)
+                    got[key],
+                    expected,
+                    rtol=0,
+                    atol=1e-4 * float(expected.abs().max()),
+                    msg=key)
             block = [got[k] for k in got if k.startswith('layer2.1.')]
             assert len(block) == 6  # conv1, bn1 (2), conv2, bn2 (2)
             assert any(g.any() for g in block) == (step == 0)
@@ -616,8 +691,11 @@ def test_channels_last_stays_channels_last_without_copies():
     the batch size 3 as first dimension; no weight does) and returns
     channels_last outputs, with the same gradients as the default layout."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=18, base_channels=8, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'))
+    model = TopoResNet(
+        depth=18,
+        base_channels=8,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'))
     random_signed_weights(model)
     model.train()
     x = torch.randn(4, 3, 64, 64)
@@ -629,15 +707,18 @@ def test_channels_last_stays_channels_last_without_copies():
     assert log.shapes, 'the log sees copies (the gradients taken out)'
     # the only 4-d copies of the batch: grads() takes the input and its
     # gradient out
-    assert [s for s in log.shapes if len(s) == 4 and s[0] == 4] == [
-        (4, 3, 64, 64)] * 2
-    assert all(o.is_contiguous(memory_format=torch.channels_last)
-               for o in outs)
+    assert [s for s in log.shapes
+            if len(s) == 4 and s[0] == 4] == [(4, 3, 64, 64)] * 2
+    assert all(
+        o.is_contiguous(memory_format=torch.channels_last) for o in outs)
     for a, b in zip(outs, ref_outs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     for key in ('layer1.edge_weights', 'layer3.edge_weights'):
-        torch.testing.assert_close(got[key], ref[key], rtol=0,
-                                   atol=1e-4 * float(ref[key].abs().max()))
+        torch.testing.assert_close(
+            got[key],
+            ref[key],
+            rtol=0,
+            atol=1e-4 * float(ref[key].abs().max()))
 
 
 def test_bf16_autocast_edge_gradients_match_float32():
@@ -647,8 +728,11 @@ def test_bf16_autocast_edge_gradients_match_float32():
     about bf16's unit roundoff (2^-8 = 0.39%); an edge gradient reduced in
     bf16 over a map of 2^16 values would be off by far more."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=DEPTH, base_channels=16, stem_channels=16,
-                       topology=dict(type='learnable', init='uniform'))
+    model = TopoResNet(
+        depth=DEPTH,
+        base_channels=16,
+        stem_channels=16,
+        topology=dict(type='learnable', init='uniform'))
     model.init_weights()  # the stock initialisation, zero_init_residual
     model.train()
     check_autocast_edge_grads(model, torch.randn(4, 3, 64, 64), 'cpu',
@@ -663,17 +747,19 @@ def check_autocast_edge_grads(model, x, device, dtype):
         model.zero_grad()
         with torch.autocast(device, dtype=dtype, enabled=enabled):
             outs = model(x)
-        assert {o.dtype for o in outs} == {dtype if enabled else
-                                           torch.float32}
+        assert {o.dtype for o in outs} == {dtype if enabled else torch.float32}
         sum((o.float()**2).mean() for o in outs).backward()
         return [s.edge_weights.grad.clone() for s in model.stages]
 
     reference = edge_grads(False)
     for stage, (got, ref) in enumerate(zip(edge_grads(True), reference)):
         assert got.dtype == torch.float32
-        torch.testing.assert_close(got, ref, rtol=0,
-                                   atol=0.02 * float(ref.abs().max()),
-                                   msg=f'layer{stage + 1}')
+        torch.testing.assert_close(
+            got,
+            ref,
+            rtol=0,
+            atol=0.02 * float(ref.abs().max()),
+            msg=f'layer{stage + 1}')
 
 
 def test_dot_of_any_two_layouts_is_the_sum_of_products():
@@ -692,10 +778,9 @@ def test_dot_of_any_two_layouts_is_the_sum_of_products():
     cases = [(a, b), (last, b.to(memory_format=torch.channels_last)),
              (last, b), (a, b.to(memory_format=torch.channels_last))]
     for x, y in cases:
-        torch.testing.assert_close(_dot(x, y), expected, rtol=1e-12,
-                                   atol=0)
-    torch.testing.assert_close(_dot(broadcast, b), 0.5 * b.sum(),
-                               rtol=1e-12, atol=0)
+        torch.testing.assert_close(_dot(x, y), expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        _dot(broadcast, b), 0.5 * b.sum(), rtol=1e-12, atol=0)
 
 
 def test_is_compiling_falls_back_to_dynamo_before_torch_2_3():
@@ -705,16 +790,21 @@ def test_is_compiling_falls_back_to_dynamo_before_torch_2_3():
 
     from mmtopo.models import layers as graph
     old_api = types.SimpleNamespace(compile=torch.compile)  # 2.1's names
-    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
-                       topology=dict(type='learnable', init='uniform'))
+    model = TopoResNet(
+        depth=18,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='learnable', init='uniform'))
     x = torch.randn(2, 3, 32, 32)
     real = graph.StageGraph.forward_traceable
     with mock.patch.object(torch, 'compiler', old_api):
         # (torch 2.13's own torch._dynamo.is_compiling asks torch.compiler)
         with mock.patch('torch._dynamo.is_compiling', return_value=False):
             assert graph.is_compiling() is False
-            with mock.patch.object(graph.StageGraph, 'forward_traceable',
-                                   side_effect=AssertionError('traced')):
+            with mock.patch.object(
+                    graph.StageGraph,
+                    'forward_traceable',
+                    side_effect=AssertionError('traced')):
                 eager = model(x)  # the eager path: nothing traced
         with mock.patch('torch._dynamo.is_compiling', return_value=True), \
                 mock.patch.object(graph.StageGraph, 'forward_traceable',
@@ -730,13 +820,17 @@ def test_fixed_weights_are_read_again_only_after_they_change():
     """A fixed wiring's weights are kept on the host between forwards, and
     read again after a write (a checkpoint load, an in-place change)."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=18, base_channels=4, stem_channels=8,
-                       topology=dict(type='complete')).eval()
+    model = TopoResNet(
+        depth=18,
+        base_channels=4,
+        stem_channels=8,
+        topology=dict(type='complete')).eval()
     x = torch.randn(1, 3, 32, 32)
     before = model(x)[-1]
     stage = model.layer4
-    with mock.patch.object(torch.Tensor, 'tolist', autospec=True,
-                           side_effect=torch.Tensor.tolist) as reads:
+    with mock.patch.object(
+            torch.Tensor, 'tolist', autospec=True,
+            side_effect=torch.Tensor.tolist) as reads:
         torch.testing.assert_close(model(x)[-1], before)
     assert reads.call_count == 0
     with torch.no_grad():

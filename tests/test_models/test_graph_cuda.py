@@ -10,18 +10,16 @@ import pytest
 import torch
 
 from mmtopo.models import TopoResNet
+from .test_graph import check_autocast_edge_grads, grads, random_signed_weights
 
-from .test_graph import (check_autocast_edge_grads, grads,
-                         random_signed_weights)
-
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason='needs a CUDA device')
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
 def small_model(**kwargs):
     torch.manual_seed(0)
-    return TopoResNet(depth=34, base_channels=16, stem_channels=16,
-                      **kwargs).cuda()
+    return TopoResNet(
+        depth=34, base_channels=16, stem_channels=16, **kwargs).cuda()
 
 
 @pytest.mark.parametrize('mode', ['train', 'eval'])
@@ -73,6 +71,9 @@ def test_compiled_training_step_matches_eager_on_cuda(monkeypatch):
     for a, b in zip(outs, ref_outs):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * b.abs().max())
     for key, expected in ref.items():
-        torch.testing.assert_close(got[key], expected, rtol=0,
-                                   atol=1e-4 * float(expected.abs().max()),
-                                   msg=key)
+        torch.testing.assert_close(
+            got[key],
+            expected,
+            rtol=0,
+            atol=1e-4 * float(expected.abs().max()),
+            msg=key)

@@ -40,16 +40,21 @@ from mmtopo.models.topology import build_stage_topology
 from tests.helpers import as_if_compiling
 
 settings.register_profile(
-    'fast', max_examples=40, deadline=None,
+    'fast',
+    max_examples=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
-    'thorough', max_examples=400, deadline=None,
+    'thorough',
+    max_examples=400,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'fast'))
 
 CHANNELS = 3
-WEIGHTS = st.one_of(st.sampled_from([0.0, 1.0, -1.0]),
-                    st.floats(-2.0, 2.0, allow_nan=False, width=32))
+WEIGHTS = st.one_of(
+    st.sampled_from([0.0, 1.0, -1.0]),
+    st.floats(-2.0, 2.0, allow_nan=False, width=32))
 
 
 @st.composite
@@ -60,12 +65,13 @@ def stage_graphs(draw, blocks: Optional[int] = None, removals: int = 2):
     if blocks is None:
         blocks = draw(st.integers(1, 6))
     last = blocks
-    removed = sorted(draw(st.sets(st.integers(1, last - 1),
-                                  max_size=removals))
-                     if last > 1 and removals else set())
+    removed = sorted(
+        draw(st.sets(st.integers(1, last - 1), max_size=removals)
+             ) if last > 1 and removals else set())
     kept = [k for k in range(last + 1) if k not in removed]
-    edges = {(i, j) for j in kept[1:] for i in kept if i < j
-             and draw(st.booleans())}
+    edges = {(i, j)
+             for j in kept[1:]
+             for i in kept if i < j and draw(st.booleans())}
     for j in kept[1:]:  # repair, as the random graphs do
         if not any(e[1] == j for e in edges):
             edges.add((max(i for i in kept if i < j), j))
@@ -77,14 +83,25 @@ def stage_graphs(draw, blocks: Optional[int] = None, removals: int = 2):
     return blocks, edges, weights, removed
 
 
-def make_stage(blocks, edges, weights, removed, learnable, with_cp,
-               edge_grad, seed=0):
+def make_stage(blocks,
+               edges,
+               weights,
+               removed,
+               learnable,
+               with_cp,
+               edge_grad,
+               seed=0):
     torch.manual_seed(seed)
     topo = build_stage_topology(
-        dict(type='custom', edges=edges, weights=weights,
-             learnable=learnable, removed=removed), blocks, 0)
-    modules = [BasicBlock(CHANNELS, CHANNELS, with_cp=with_cp)
-               for _ in range(blocks)]
+        dict(
+            type='custom',
+            edges=edges,
+            weights=weights,
+            learnable=learnable,
+            removed=removed), blocks, 0)
+    modules = [
+        BasicBlock(CHANNELS, CHANNELS, with_cp=with_cp) for _ in range(blocks)
+    ]
     stage = StageGraph(modules, topo, edge_grad=edge_grad).double()
     vary_norms(stage)
     return stage
@@ -129,30 +146,47 @@ def run(stage, forward, x, seed=1):
     if out.requires_grad:  # not when zero edges cut the stage apart
         (out * torch.randn(out.shape, generator=gen,
                            dtype=out.dtype)).sum().backward()
-    grads = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
-             for n, p in stage.named_parameters()}
+    grads = {
+        n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+        for n, p in stage.named_parameters()
+    }
     grads['input'] = x.grad.clone() if x.grad is not None else \
         torch.zeros_like(x)
     return out.detach(), grads
 
 
 def traced(stage):
+
     def forward(x):
         with as_if_compiling():
             return stage(x)
+
     return forward
 
 
-def check_stage(blocks, edges, weights, removed, learnable, training,
-                with_cp, edge_grad, path='fused', channels_last=False,
+def check_stage(blocks,
+                edges,
+                weights,
+                removed,
+                learnable,
+                training,
+                with_cp,
+                edge_grad,
+                path='fused',
+                channels_last=False,
                 stacked=True):
     """Outputs and every gradient of ``path`` against the formula, with
     the fan-outs' gradients ``stacked`` or not (:func:`stacked_fan_out`)."""
     stage = make_stage(blocks, edges, weights, removed, learnable, with_cp,
                        edge_grad)
     stage.train(training)
-    x = torch.randn(2, CHANNELS, 5, 5, dtype=torch.float64,
-                    generator=torch.Generator().manual_seed(2))
+    x = torch.randn(
+        2,
+        CHANNELS,
+        5,
+        5,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(2))
     if channels_last:
         stage = stage.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
@@ -160,35 +194,44 @@ def check_stage(blocks, edges, weights, removed, learnable, training,
     forward = stage if path == 'fused' else traced(stage)
     with stacked_fan_out(stacked):
         got_out, got = run(stage, forward, x)
-    torch.testing.assert_close(got_out, want_out, rtol=1e-9, atol=1e-9,
-                               msg='stage output')
-    scale = dict(sum=1.0, rms=1 / math.sqrt(CHANNELS),
-                 mean=1 / CHANNELS)[edge_grad]
+    torch.testing.assert_close(
+        got_out, want_out, rtol=1e-9, atol=1e-9, msg='stage output')
+    scale = dict(
+        sum=1.0, rms=1 / math.sqrt(CHANNELS), mean=1 / CHANNELS)[edge_grad]
     for name, expected in want.items():
         if name == 'edge_weights':
             expected = expected * scale
         tol = 1e-9 * max(1.0, float(expected.abs().max()))
-        torch.testing.assert_close(got[name], expected, rtol=1e-8, atol=tol,
-                                   msg=name)
+        torch.testing.assert_close(
+            got[name], expected, rtol=1e-8, atol=tol, msg=name)
 
 
-CASES = dict(graph=stage_graphs(), learnable=st.booleans(),
-             training=st.booleans(), with_cp=st.booleans(),
-             edge_grad=st.sampled_from(EDGE_GRADS))
+CASES = dict(
+    graph=stage_graphs(),
+    learnable=st.booleans(),
+    training=st.booleans(),
+    with_cp=st.booleans(),
+    edge_grad=st.sampled_from(EDGE_GRADS))
 
 
 @given(**CASES, channels_last=st.booleans(), stacked=st.booleans())
 def test_fused_stage_is_the_formula(graph, learnable, training, with_cp,
                                     edge_grad, channels_last, stacked):
-    check_stage(*graph, learnable, training, with_cp, edge_grad,
-                channels_last=channels_last, stacked=stacked)
+    check_stage(
+        *graph,
+        learnable,
+        training,
+        with_cp,
+        edge_grad,
+        channels_last=channels_last,
+        stacked=stacked)
 
 
 @given(**CASES)
 def test_traceable_stage_is_the_formula(graph, learnable, training, with_cp,
                                         edge_grad):
-    check_stage(*graph, learnable, training, with_cp, edge_grad,
-                path='traceable')
+    check_stage(
+        *graph, learnable, training, with_cp, edge_grad, path='traceable')
 
 
 def _weights_as_ones(inputs, weights):
@@ -224,13 +267,11 @@ def _dot_of_sums(a, b):
 # nodes 3, 4) and not (node 1: nodes 2, 4), so the stacked backward runs
 # where it is on
 PLANTED_CASE = (4, [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (1, 4), (3, 4),
-                    (2, 4)],
-                [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6, 0.8], [])
+                    (2, 4)], [0.5, -1.5, 0.7, 1.3, -0.4, 0.9, 0.6, 0.8], [])
 EDGE_FUNCTIONS = 'mmtopo.models.layers.edge_functions'
 # name: (what is replaced, by what, channels_last, stacked)
 PLANTED_BUGS = {
-    'weights treated as 1':
-    ('weighted_sum', _weights_as_ones, False, True),
+    'weights treated as 1': ('weighted_sum', _weights_as_ones, False, True),
     'weights treated as 1 (unstacked)':
     ('weighted_sum', _weights_as_ones, False, False),
     'the recompute ignoring weights':
@@ -238,11 +279,11 @@ PLANTED_BUGS = {
     'stacked gradients read in the wrong layout':
     ('_unflat', _unflat_ignoring_layout, True, True),
     'the wrong weights of non-adjacent consumers':
-    ('_index', _index_in_order, False, True),
-    'stacked gradients out of order':
-    ('_stack_flat', _stack_reversed, False, True),
-    'unstacked edge gradients of the wrong reduction':
-    ('_dot', _dot_of_sums, False, False),
+    ('index_tensor', _index_in_order, False, True),
+    'stacked gradients out of order': ('_stack_flat', _stack_reversed, False,
+                                       True),
+    'unstacked edge gradients of the wrong reduction': ('_dot', _dot_of_sums,
+                                                        False, False),
 }
 
 
@@ -250,9 +291,15 @@ PLANTED_BUGS = {
 def test_the_properties_catch_planted_bugs(bug):
     """The property check fails on each planted bug."""
     name, replacement, channels_last, stacked = PLANTED_BUGS[bug]
-    check = functools.partial(check_stage, *PLANTED_CASE, True, True, False,
-                              'sum', channels_last=channels_last,
-                              stacked=stacked)
+    check = functools.partial(
+        check_stage,
+        *PLANTED_CASE,
+        True,
+        True,
+        False,
+        'sum',
+        channels_last=channels_last,
+        stacked=stacked)
     check()  # right as it is
     with mock.patch(f'{EDGE_FUNCTIONS}.{name}', replacement):
         with pytest.raises(AssertionError):
@@ -269,11 +316,12 @@ def test_an_exported_pruned_graph_computes_the_same_function(data):
     specs = []
     for blocks in STAGE_BLOCKS:
         _, edges, weights, _ = data.draw(stage_graphs(blocks, removals=0))
-        specs.append(dict(type='custom', edges=edges, weights=weights,
-                          learnable=True))
+        specs.append(
+            dict(type='custom', edges=edges, weights=weights, learnable=True))
     torch.manual_seed(0)
-    model = TopoResNet(depth=34, base_channels=2, stem_channels=4,
-                       topology=specs).double().eval()
+    model = TopoResNet(
+        depth=34, base_channels=2, stem_channels=4,
+        topology=specs).double().eval()
     x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
     try:
         pruned_specs = model.export_topology(0.0)
@@ -281,12 +329,17 @@ def test_an_exported_pruned_graph_computes_the_same_function(data):
         assert 'cuts every path' in str(err)  # the dense output is zero
         assert any(not s.connects_input_to_output() for s in model.stages)
         return
-    pruned = TopoResNet(depth=34, base_channels=2, stem_channels=4,
-                        topology=[dict(s, learnable=False)
-                                  for s in pruned_specs]).double().eval()
+    pruned = TopoResNet(
+        depth=34,
+        base_channels=2,
+        stem_channels=4,
+        topology=[dict(s, learnable=False)
+                  for s in pruned_specs]).double().eval()
     own = pruned.state_dict()
-    state = {k: v for k, v in model.state_dict().items()
-             if k in own and 'edge_' not in k}
+    state = {
+        k: v
+        for k, v in model.state_dict().items() if k in own and 'edge_' not in k
+    }
     state.update({k: v for k, v in own.items() if 'edge_' in k})
     pruned.load_state_dict(state, strict=True)
     with torch.no_grad():

@@ -25,8 +25,8 @@ def digits():
 def accuracy(model, logits, data):
     model.eval()
     with torch.no_grad():
-        return float((logits(model, data[0]).argmax(1) == data[1]).float()
-                     .mean())
+        return float((logits(model,
+                             data[0]).argmax(1) == data[1]).float().mean())
 
 
 @pytest.mark.parametrize('seed', [0, 1])
@@ -40,8 +40,7 @@ def test_a_harmful_node_loses_its_out_edges(digits, seed):
     0.238 (default), too close to the bar. The true gradient
     (edge_grad='sum') kept 0.035-0.111 after 200 iterations; the channel
     mean of the first releases (edge_grad='mean') kept 0.60 after 150."""
-    model = digits_backbone(seed, functools.partial(Noisy, scale=4.0),
-                            node=3)
+    model = digits_backbone(seed, functools.partial(Noisy, scale=4.0), node=3)
     stage = model['backbone'].layer3
     init = stage.edge_weights.detach().clone()
     losses = train(model, digits_logits, digits, iters=300, seed=seed)
@@ -81,8 +80,13 @@ def test_the_sparsity_step_cuts_useless_nodes_and_keeps_the_essential_one(
     for k in (1, 2, 4, 5):
         stage._modules[str(k)] = Constant(stage._modules[str(k)])
     init = stage.edge_weights.detach().clone()
-    train(model, digits_logits, digits, iters=150, seed=seed,
-          sparsity=EdgeSparsityHook(lambda_=0.1))
+    train(
+        model,
+        digits_logits,
+        digits,
+        iters=150,
+        seed=seed,
+        sparsity=EdgeSparsityHook(lambda_=0.1))
     final = stage.edge_weights.detach()
     essential = float(final[3, 6] / init[3, 6])
     useless = final[[1, 2, 4, 5], 6].abs() / init[[1, 2, 4, 5], 6]

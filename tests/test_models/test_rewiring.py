@@ -4,8 +4,8 @@ from unittest import mock
 
 import pytest
 import torch
-from mmdet.models.layers import ResLayer
 from mmdet.models.backbones.resnet import BasicBlock
+from mmdet.models.layers import ResLayer
 from torch import nn
 
 from mmtopo.models import StageGraph, build_stage_topology, rewire_stages
@@ -44,8 +44,8 @@ def test_residual_rewiring_of_any_sequence_of_blocks_is_the_same_network():
                      dict(type='learnable', init='residual')):
         topo = copy.deepcopy(stock)
         rewire_stages(topo, ['s1', 's2'], topology, 'error')
-        assert [type(topo.s1), len(topo.s1), len(topo.s2)] == [
-            StageGraph, 3, 2]
+        assert [type(topo.s1), len(topo.s1),
+                len(topo.s2)] == [StageGraph, 3, 2]
         x = torch.randn(2, 3, 16, 16)
         torch.testing.assert_close(topo(x), stock(x), rtol=0, atol=0)
 
@@ -53,15 +53,18 @@ def test_residual_rewiring_of_any_sequence_of_blocks_is_the_same_network():
 def test_learnable_rewiring_trains_the_edges_of_any_backbone():
     torch.manual_seed(0)
     net = PlainNet()
-    rewire_stages(net, ['s1', 's2'], [dict(type='learnable', init='uniform'),
-                                      dict(type='complete')], 'error')
+    rewire_stages(
+        net, ['s1', 's2'],
+        [dict(type='learnable', init='uniform'),
+         dict(type='complete')], 'error')
     assert net.s1.learnable and not net.s2.learnable
     net(torch.randn(2, 3, 16, 16)).sum().backward()
     grad = net.s1.edge_weights.grad
     assert grad[net.s1.edge_mask].abs().min() > 0
     assert not grad[~net.s1.edge_mask].any()
-    with pytest.raises(ValueError, match='lists 1 stage specs but '
-                       'num_stages is 2'):
+    with pytest.raises(
+            ValueError, match='lists 1 stage specs but '
+            'num_stages is 2'):
         rewire_stages(PlainNet(), ['s1', 's2'], [dict(type='residual')],
                       'error')
 
@@ -70,9 +73,12 @@ def test_init_recursion_is_entered_where_the_stock_container_entered_it():
     """mmdet's ResLayer is a BaseModule: init_weights reaches its blocks'
     init_cfg (zero_init_residual). A plain nn.Sequential is not: the blocks
     keep their weights, as in the stock backbone."""
+
     def zero_init_block():
-        return BasicBlock(8, 8, init_cfg=dict(
-            type='Constant', val=0, override=dict(name='norm2')))
+        return BasicBlock(
+            8,
+            8,
+            init_cfg=dict(type='Constant', val=0, override=dict(name='norm2')))
 
     holder = nn.Module()
     holder.res = ResLayer(BasicBlock, 8, 8, 2)
@@ -86,14 +92,17 @@ def test_init_recursion_is_entered_where_the_stock_container_entered_it():
     assert (holder.plain[1].norm2.weight == 1).all()  # untouched
     assert holder.plain.is_init
     with pytest.raises(ValueError, match='init_cfg would be ignored'):
-        StageGraph([zero_init_block()], build_stage_topology(
-            dict(type='residual'), 1, 0), init_blocks=False,
-            init_cfg=dict(type='Constant', val=0, layer='Conv2d'))
+        StageGraph([zero_init_block()],
+                   build_stage_topology(dict(type='residual'), 1, 0),
+                   init_blocks=False,
+                   init_cfg=dict(type='Constant', val=0, layer='Conv2d'))
 
 
 @pytest.mark.parametrize('spec', [
-    dict(type='learnable'), dict(type='learnable', init='uniform'),
-    dict(type='custom', edges=[(0, 1)], learnable=True)])
+    dict(type='learnable'),
+    dict(type='learnable', init='uniform'),
+    dict(type='custom', edges=[(0, 1)], learnable=True)
+])
 def test_a_one_block_stage_keeps_its_single_edge_fixed_and_says_so(spec):
     with mock.patch('mmtopo.models.topology.print_log') as log:
         topo = build_stage_topology(spec, 1, 3)

@@ -38,11 +38,11 @@ def test_the_nodes_are_the_inverted_residual_blocks_of_layer1_to_7():
     # node 0 changes the shape and has no shortcut; every other node keeps
     # the shape and adds its input
     for stage in model.stages:
-        assert [b.with_res_shortcut for b in stage] == (
-            [False] + [True] * (len(stage) - 1))
+        assert [b.with_res_shortcut
+                for b in stage] == ([False] + [True] * (len(stage) - 1))
     # the one-block stages keep their single edge fixed; conv2 is no stage
-    assert [s.learnable for s in model.stages] == [
-        False, True, True, True, True, True, False]
+    assert [s.learnable for s in model.stages
+            ] == [False, True, True, True, True, True, False]
     assert isinstance(model.conv2, ConvModule)
     names = dict(model.named_parameters())
     for name in ('layer4.3.expand_conv.conv.weight', 'layer4.edge_weights',
@@ -74,14 +74,15 @@ def test_frozen_stages_and_norm_eval():
     assert check_norm_state(model.modules(), False)
 
 
-@pytest.mark.parametrize('topology', [
-    dict(type='learnable', init='ones'), dict(type='complete')])
+@pytest.mark.parametrize(
+    'topology', [dict(type='learnable', init='ones'),
+                 dict(type='complete')])
 def test_with_cp_gives_the_same_gradients(topology):
     torch.manual_seed(0)
     kw = dict(widen_factor=0.25, out_indices=(2, 6), topology=topology)
-    check_with_cp_gradients(TopoMobileNetV2(**kw),
-                            TopoMobileNetV2(with_cp=True, **kw),
-                            torch.randn(2, 3, 32, 32))
+    check_with_cp_gradients(
+        TopoMobileNetV2(**kw), TopoMobileNetV2(with_cp=True, **kw),
+        torch.randn(2, 3, 32, 32))
 
 
 def test_pruned_export_drops_dead_blocks_and_computes_the_same():
@@ -90,8 +91,8 @@ def test_pruned_export_drops_dead_blocks_and_computes_the_same():
     parameters, computes what the learned one computes."""
     torch.manual_seed(0)
     kw = dict(widen_factor=0.5, out_indices=(2, 4, 6))
-    model = TopoMobileNetV2(topology=dict(type='learnable', init='uniform'),
-                            **kw)
+    model = TopoMobileNetV2(
+        topology=dict(type='learnable', init='uniform'), **kw)
     with torch.no_grad():
         w = model.layer4.edge_weights
         w[:, 2] = 0.
@@ -115,12 +116,16 @@ def test_pruned_export_drops_dead_blocks_and_computes_the_same():
 
 
 def copy_weights_into_pruned(model, pruned):
-    state = {k: v for k, v in model.state_dict().items()
-             if k in pruned.state_dict() and 'edge_' not in k}
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k in pruned.state_dict() and 'edge_' not in k
+    }
     result = pruned.load_state_dict(state, strict=False)
     assert all('edge_' in k for k in result.missing_keys)
-    assert sum(p.numel() for p in pruned.parameters()) < sum(
-        p.numel() for p in model.parameters())
+    assert sum(p.numel()
+               for p in pruned.parameters()) < sum(p.numel()
+                                                   for p in model.parameters())
 
 
 def test_registered_for_mmdet_and_mmpretrain_and_matches_from_there():
@@ -129,8 +134,11 @@ def test_registered_for_mmdet_and_mmpretrain_and_matches_from_there():
     torch.manual_seed(0)
     stock = MobileNetV2(widen_factor=0.5)
     for registry in (DET_MODELS, CLS_MODELS):
-        model = registry.build(dict(type='mmtopo.TopoMobileNetV2',
-                                    widen_factor=0.5, topology=LEARNABLE))
+        model = registry.build(
+            dict(
+                type='mmtopo.TopoMobileNetV2',
+                widen_factor=0.5,
+                topology=LEARNABLE))
         assert isinstance(model, TopoMobileNetV2)
         copy_weights(stock, model)
         stock.eval(), model.eval()

@@ -22,11 +22,12 @@ def test_every_regnet_preset_is_the_stock_regnet(arch, topology):
     """With the stock state dict: the same outputs in train and eval
     mode. One-block stages have a single fixed edge; the others learn."""
     torch.manual_seed(0)
-    stock = RegNet(arch=arch, norm_eval=False)
+    stock = RegNet(arch=arch)
     topo = TopoRegNet(arch=arch, topology=topology)
     assert [len(s) for s in topo.stages] == stock.stage_blocks
     assert [s.learnable for s in topo.stages] == [
-        topology['type'] == 'learnable' and n > 1 for n in stock.stage_blocks]
+        topology['type'] == 'learnable' and n > 1 for n in stock.stage_blocks
+    ]
     check_outputs_match(stock, topo, torch.randn(2, 3, 32, 32))
 
 
@@ -59,22 +60,26 @@ def test_regnet_stages_hold_the_x_blocks_under_mmdet_names():
         assert name in names
     assert [len(s) for s in model.stages] == [2, 6, 15, 2]
 
+
 SMALL_RES2NET = dict(depth=50, base_channels=16, base_width=8)
 
 
-@pytest.mark.parametrize('make', [
-    lambda **kw: TopoRegNet(arch=TINY_ARCH, **kw),
-    lambda **kw: TopoRes2Net(**SMALL_RES2NET, **kw)],
+@pytest.mark.parametrize(
+    'make', [
+        lambda **kw: TopoRegNet(arch=TINY_ARCH, **kw),
+        lambda **kw: TopoRes2Net(**SMALL_RES2NET, **kw)
+    ],
     ids=['regnet', 'res2net'])
 def test_frozen_stages_and_norm_eval(make):
     model = make(topology=LEARNABLE, frozen_stages=2, norm_eval=False)
     model.train()
     # the stem (RegNet's conv1 and bn1, Res2Net's deep stem) and stages 1-2
     # with their edges are frozen, their norms in eval mode
-    stem = [m for name, m in model.named_children()
-            if not name.startswith('layer')]
-    assert stem and all(not p.requires_grad
-                        for m in stem for p in m.parameters())
+    stem = [
+        m for name, m in model.named_children() if not name.startswith('layer')
+    ]
+    assert stem and all(not p.requires_grad for m in stem
+                        for p in m.parameters())
     assert check_norm_state(stem, False)
     for stage in model.stages[:2]:
         assert all(not p.requires_grad for p in stage.parameters())
@@ -88,8 +93,9 @@ def test_frozen_stages_and_norm_eval(make):
     assert check_norm_state(model.modules(), False)
 
 
-@pytest.mark.parametrize('topology', [
-    dict(type='learnable', init='ones'), dict(type='complete')])
+@pytest.mark.parametrize(
+    'topology', [dict(type='learnable', init='ones'),
+                 dict(type='complete')])
 def test_regnet_with_cp_gives_the_same_gradients(topology):
     torch.manual_seed(0)
     check_with_cp_gradients(
@@ -104,12 +110,12 @@ RES2NET = dict(depth=50, scales=4, base_width=26)
 @pytest.mark.parametrize('topology', TOPOLOGIES, ids=IDS)
 def test_res2net_is_the_stock_res2net(topology):
     stock, topo = check_same_seed_init(
-        lambda: Res2Net(norm_eval=False, **RES2NET),
+        lambda: Res2Net(**RES2NET),
         lambda: TopoRes2Net(topology=topology, **RES2NET))
     assert [len(s) for s in topo.stages] == [3, 4, 6, 3]
     # node 0 is the block that strides and pools its split ('stage')
-    assert [[b.stage_type for b in s][:2] for s in topo.stages] == [
-        ['stage', 'normal']] * 4
+    assert [[b.stage_type for b in s][:2]
+            for s in topo.stages] == [['stage', 'normal']] * 4
     check_outputs_match(stock, topo, torch.randn(2, 3, 64, 64))
 
 
@@ -129,8 +135,9 @@ def test_res2net_stock_checkpoint_loads_and_with_cp(tmp_path):
 def test_registered_for_mmdet_and_mmpretrain(type_name):
     from mmdet.registry import MODELS as DET_MODELS
     from mmpretrain.registry import MODELS as CLS_MODELS
-    args = (dict(arch='regnetx_400mf') if 'RegNet' in type_name else
-            dict(depth=50))
+    args = (
+        dict(arch='regnetx_400mf') if 'RegNet' in type_name else dict(
+            depth=50))
     for registry in (DET_MODELS, CLS_MODELS):
         model = registry.build(dict(type=type_name, **args))
         assert type(model).__name__ == type_name.split('.')[-1]

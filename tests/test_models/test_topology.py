@@ -52,8 +52,7 @@ def test_random_graphs_are_repaired_dags(spec):
     for num_blocks in (2, 3, 6, 23):
         topo = build_stage_topology(spec, num_blocks, 1)
         assert_dag_and_connected(topo.mask)
-        assert torch.allclose(topo.weights.sum(0)[1:],
-                              torch.ones(num_blocks))
+        assert torch.allclose(topo.weights.sum(0)[1:], torch.ones(num_blocks))
 
 
 def test_random_seed_reproducible_and_stage_dependent():
@@ -74,8 +73,11 @@ def test_er_p1_is_complete():
 
 def test_custom_edges_and_weights():
     topo = build_stage_topology(
-        dict(type='custom', edges=[(0, 1), (0, 2), (1, 2)],
-             weights=[0.5, 2.0, -1.0], learnable=True), 2, 0)
+        dict(
+            type='custom',
+            edges=[(0, 1), (0, 2), (1, 2)],
+            weights=[0.5, 2.0, -1.0],
+            learnable=True), 2, 0)
     assert edges(topo) == [(0, 1), (0, 2), (1, 2)]
     assert topo.weights[0, 2] == 2.0 and topo.weights[1, 2] == -1.0
     assert topo.learnable
@@ -84,31 +86,31 @@ def test_custom_edges_and_weights():
 @pytest.mark.parametrize('spec,exc,words', [
     (dict(type='dense'), KeyError, ["topology.type 'dense'"]),
     (dict(init='ones'), ValueError, ['"type"']),
-    (dict(type='learnable', init='zeros'), ValueError,
-     ['topology.init', "'zeros'"]),
-    (dict(type='random', graph='er', p=1.5), ValueError,
-     ['topology.p', '1.5']),
+    (dict(type='learnable',
+          init='zeros'), ValueError, ['topology.init', "'zeros'"]),
+    (dict(type='random', graph='er', p=1.5), ValueError, ['topology.p', '1.5'
+                                                          ]),
     (dict(type='random', graph='er', p=-0.1), ValueError, ['topology.p']),
-    (dict(type='random', graph='ws', k=3, p=0.1), ValueError,
-     ['topology.k', '3']),
+    (dict(type='random', graph='ws', k=3,
+          p=0.1), ValueError, ['topology.k', '3']),
     (dict(type='random', graph='ba', m=0), ValueError, ['topology.m', '0']),
-    (dict(type='random', graph='sbm'), ValueError,
-     ['topology.graph', "'sbm'"]),
+    (dict(type='random', graph='sbm'), ValueError, ['topology.graph', "'sbm'"
+                                                    ]),
     (dict(type='random', graph='er', q=0.1), ValueError, ["'q'"]),
-    (dict(type='custom', edges=[(0, 1), (1, 2), (2, 1)]), ValueError,
-     ['(2, 1)', 'cyclic']),
-    (dict(type='custom', edges=[(0, 1), (1, 1), (1, 2)]), ValueError,
-     ['(1, 1)', 'cyclic']),
-    (dict(type='custom', edges=[(0, 1), (1, 5)]), ValueError,
-     ['(1, 5)', 'out of range', '0..2']),
-    (dict(type='custom', edges=[(0, 2)]), ValueError,
-     ['node 1 has no input']),
-    (dict(type='custom', edges=[(0, 1), (0, 2)]), ValueError,
-     ['node 1 has no output']),
+    (dict(type='custom', edges=[(0, 1), (1, 2),
+                                (2, 1)]), ValueError, ['(2, 1)', 'cyclic']),
+    (dict(type='custom', edges=[(0, 1), (1, 1),
+                                (1, 2)]), ValueError, ['(1, 1)', 'cyclic']),
+    (dict(type='custom', edges=[
+        (0, 1), (1, 5)
+    ]), ValueError, ['(1, 5)', 'out of range', '0..2']),
+    (dict(type='custom', edges=[(0, 2)]), ValueError, ['node 1 has no input']),
+    (dict(type='custom', edges=[(0, 1), (0, 2)
+                                ]), ValueError, ['node 1 has no output']),
     (dict(type='custom', edges=[(0, 1), (1, 2)], weights=[1.0]), ValueError,
      ['topology.weights has 1 values for 2 edges']),
-    (dict(type='custom', edges=[(0, 1), (0, 1), (1, 2)]), ValueError,
-     ['listed twice']),
+    (dict(type='custom', edges=[(0, 1), (0, 1),
+                                (1, 2)]), ValueError, ['listed twice']),
 ])
 def test_bad_specs_name_field_and_value(spec, exc, words):
     with pytest.raises(exc) as info:
@@ -118,8 +120,9 @@ def test_bad_specs_name_field_and_value(spec, exc, words):
 
 
 def test_per_stage_list_must_match_num_stages():
-    with pytest.raises(ValueError, match='lists 3 stage specs but '
-                       'num_stages is 4'):
+    with pytest.raises(
+            ValueError, match='lists 3 stage specs but '
+            'num_stages is 4'):
         build_topologies([dict(type='residual')] * 3, 4, (2, 2, 2, 2))
     topos = build_topologies(
         [dict(type='residual'), dict(type='complete')], 2, (2, 3))
@@ -138,8 +141,11 @@ def test_check_connected_names_the_stage():
 
 
 def _ring_lattice(n, k):
-    return {tuple(sorted((i, (i + d) % n))) for i in range(n)
-            for d in range(1, k // 2 + 1)}
+    return {
+        tuple(sorted((i, (i + d) % n)))
+        for i in range(n)
+        for d in range(1, k // 2 + 1)
+    }
 
 
 def test_ws_without_rewiring_is_the_ring_lattice():
@@ -199,8 +205,9 @@ def test_er_edge_count_follows_p():
 
     from mmtopo.models.topology import _er_edges
     n, p = 12, 0.3
-    counts = [len(_er_edges(n, np.random.default_rng(s), p=p))
-              for s in range(200)]
+    counts = [
+        len(_er_edges(n, np.random.default_rng(s), p=p)) for s in range(200)
+    ]
     pairs = n * (n - 1) // 2
     # mean of 200 binomial(66, 0.3) counts: standard error 0.26 around 19.8
     assert abs(np.mean(counts) - p * pairs) < 1.5
@@ -216,14 +223,18 @@ def test_a_seed_names_the_same_graph_in_every_release():
     import numpy as np
 
     from mmtopo.models.topology import _ba_edges, _er_edges, _ws_edges
-    assert sorted(_ws_edges(8, np.random.default_rng(5), k=4, p=0.4)) == [
-        (0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (1, 2), (1, 6), (1, 7),
-        (2, 4), (2, 5), (3, 5), (3, 7), (4, 5), (5, 6), (5, 7), (6, 7)]
-    assert _ba_edges(8, np.random.default_rng(5), m=2) == [
-        (1, 2), (0, 2), (1, 3), (0, 3), (1, 4), (0, 4), (0, 5), (4, 5),
-        (3, 6), (1, 6), (2, 7), (6, 7)]
-    assert _er_edges(6, np.random.default_rng(5), p=0.5) == [
-        (0, 4), (0, 5), (1, 2), (1, 3), (1, 4), (1, 5), (2, 5), (3, 4)]
+    assert sorted(_ws_edges(8, np.random.default_rng(5), k=4,
+                            p=0.4)) == [(0, 1), (0, 2), (0, 3), (0, 4), (0, 6),
+                                        (1, 2), (1, 6), (1, 7), (2, 4), (2, 5),
+                                        (3, 5), (3, 7), (4, 5), (5, 6), (5, 7),
+                                        (6, 7)]
+    assert _ba_edges(
+        8, np.random.default_rng(5), m=2) == [(1, 2), (0, 2), (1, 3), (0, 3),
+                                              (1, 4), (0, 4), (0, 5), (4, 5),
+                                              (3, 6), (1, 6), (2, 7), (6, 7)]
+    assert _er_edges(
+        6, np.random.default_rng(5), p=0.5) == [(0, 4), (0, 5), (1, 2), (1, 3),
+                                                (1, 4), (1, 5), (2, 5), (3, 4)]
 
 
 @pytest.mark.parametrize('spec,words', [
@@ -244,13 +255,13 @@ def test_random_graph_sizes_are_checked_against_the_stage(spec, words):
 def test_widest_path_follows_the_graph_order():
     """0->1 (0.9), 1->2 (0.1), 0->2 (0.05): the widest path is 0->1->2 of
     width 0.1, which needs node 1's width before the edges leaving it."""
-    from mmtopo.models.topology import widest_path, widest_path_edges
+    from mmtopo.models.graph import widest_path, widest_path_edges
     edges = [(1, 2, 0.1), (0, 1, 0.9), (0, 2, 0.05)]
     assert widest_path_edges(3, edges) == (0.1, [(0, 1), (1, 2)])
     assert widest_path(3, edges) == 0.1
     # a longer one: the output's width, not another node's
-    edges = [(0, 1, 0.8), (1, 2, -0.7), (2, 4, 0.3), (0, 3, 0.2),
-             (3, 4, 0.9), (1, 4, 0.25)]
+    edges = [(0, 1, 0.8), (1, 2, -0.7), (2, 4, 0.3), (0, 3, 0.2), (3, 4, 0.9),
+             (1, 4, 0.25)]
     assert widest_path_edges(5, edges) == (0.3, [(0, 1), (1, 2), (2, 4)])
     # an output with no input: width 0, no path (and no endless walk back)
     assert widest_path_edges(3, [(0, 1, 0.5)]) == (0.0, [])
@@ -260,7 +271,7 @@ def test_bridge_edges_are_the_edges_on_every_path():
     """A chain: every edge. A skip 0->2 around block 1: only 2->3 remains
     on every path. Zero edges, and edges off every path (1->3 from a node
     nothing reaches), are never bridges; a cut stage has none."""
-    from mmtopo.models.topology import bridge_edges
+    from mmtopo.models.graph import bridge_edges
     chain = [(0, 1, 0.5), (1, 2, -0.3), (2, 3, 1.0), (0, 2, 0.0)]
     assert bridge_edges(4, chain) == [(0, 1), (1, 2), (2, 3)]
     skip = [(0, 1, 0.5), (1, 2, -0.3), (2, 3, 1.0), (0, 2, 0.2)]
@@ -279,14 +290,19 @@ def test_random_defaults_to_seeded_erdos_renyi():
     explicit = build_stage_topology(
         dict(type='random', graph='er', p=0.5, seed=0), 4, 1)
     assert torch.equal(default.mask, explicit.mask)
-    assert not torch.equal(default.mask, build_stage_topology(
-        dict(type='random', graph='er', p=0.5, seed=1), 4, 1).mask)
+    assert not torch.equal(
+        default.mask,
+        build_stage_topology(
+            dict(type='random', graph='er', p=0.5, seed=1), 4, 1).mask)
 
 
 @pytest.mark.parametrize('spec', [
-    dict(type='residual'), dict(type='complete'),
-    dict(type='learnable'), dict(type='random', graph='ws', k=2, p=0.5),
-    dict(type='custom', edges=[(0, 1), (1, 2), (2, 3)])])
+    dict(type='residual'),
+    dict(type='complete'),
+    dict(type='learnable'),
+    dict(type='random', graph='ws', k=2, p=0.5),
+    dict(type='custom', edges=[(0, 1), (1, 2), (2, 3)])
+])
 def test_every_mask_is_boolean(spec):
     topo = build_stage_topology(spec, 3, 0)
     assert topo.mask.dtype == torch.bool
@@ -361,7 +377,6 @@ def test_topology_of_the_wrong_kind_is_named():
 
 def test_ws_k_must_stay_below_the_number_of_nodes():
     with pytest.raises(ValueError) as info:
-        build_stage_topology(dict(type='random', graph='ws', k=4, p=0.1), 3,
-                             0)
+        build_stage_topology(dict(type='random', graph='ws', k=4, p=0.1), 3, 0)
     assert ('topology.k must be an even integer in [2, 3] for a stage of 4 '
             'nodes, got 4') in str(info.value)

@@ -19,12 +19,12 @@ def _nodes(ax):
 
 
 def test_one_panel_per_stage_with_every_edge_styled_by_its_weight():
-    model = TopoResNet(depth=34, topology=dict(type='learnable',
-                                               init='uniform'))
+    model = TopoResNet(
+        depth=34, topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
-        model.layer2.edge_weights[0, 1] = -0.8   # negative: another colour
-        model.layer2.edge_weights[0, 2] = 0.0    # pruned
-        model.layer2.edge_weights[1, 2] = 0.0    # with 0->2: node 2 removed
+        model.layer2.edge_weights[0, 1] = -0.8  # negative: another colour
+        model.layer2.edge_weights[0, 2] = 0.0  # pruned
+        model.layer2.edge_weights[1, 2] = 0.0  # with 0->2: node 2 removed
     fig = draw_topology(model.topology_graphs(), title='t')
     panels = fig.axes[:4]
     assert len(fig.axes) == 5  # four stages and the colour bar
@@ -55,8 +55,8 @@ def test_one_panel_per_stage_with_every_edge_styled_by_its_weight():
 def test_a_block_that_reaches_nothing_is_dead_too():
     """layer3's block 5 feeds only the output, by a zero edge: it is dead
     (pruning removes it, eval skips it), drawn grey with its in-edges."""
-    model = TopoResNet(depth=34, topology=dict(type='learnable',
-                                               init='uniform'))
+    model = TopoResNet(
+        depth=34, topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
         model.layer3.edge_weights[5, 6] = 0.0
     fig = draw_topology(model.topology_graphs())
@@ -81,8 +81,9 @@ def test_figure_to_rgb_is_an_image():
 
 @pytest.mark.parametrize('depth', [18, 101])
 def test_readable_sizes(depth):
-    fig = draw_topology(TopoResNet(
-        depth=depth, topology=dict(type='learnable')).topology_graphs())
+    fig = draw_topology(
+        TopoResNet(depth=depth,
+                   topology=dict(type='learnable')).topology_graphs())
     width, height = fig.get_size_inches()
     assert 6 <= width <= 14 and height <= 16
 
@@ -92,10 +93,10 @@ def test_other_families_draw_one_panel_per_stage_titled_by_its_name():
     and the text table name them as the backbone does."""
     from mmtopo.models import TopoMobileNetV2
     from mmtopo.visualization.text import format_topology
-    model = TopoMobileNetV2(widen_factor=0.25,
-                            topology=dict(type='learnable', init='uniform'))
+    model = TopoMobileNetV2(
+        widen_factor=0.25, topology=dict(type='learnable', init='uniform'))
     graphs = model.topology_graphs()
-    assert [g['name'] for g in graphs] == model.stage_names
+    assert [g.name for g in graphs] == model.stage_names
     fig = draw_topology(graphs)
     assert len(fig.axes) == 8  # seven stages and the colour bar
     titles = [ax.get_title(loc='left') for ax in fig.axes[:7]]

@@ -26,7 +26,8 @@ from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules and the aggregation's FLOPs)
 from mmtopo.utils.complexity import count_flops, densified
-from mmtopo.utils.pruning import prune_model, topology_backbone
+from mmtopo.models import topology_backbone
+from mmtopo.utils.pruning import prune_model
 
 
 def blank_inputs(model, shape) -> tuple:

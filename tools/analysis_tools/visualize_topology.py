@@ -22,6 +22,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
+from mmtopo.models import topology_backbone
 from mmtopo.visualization import draw_topology
 from mmtopo.visualization.gates import (GateRecorder, draw_gates,
                                         gate_statistics)
@@ -55,13 +56,7 @@ def main(argv=None) -> int:
     model = MODELS.build(cfg.model)
     # strict: a config that does not match the checkpoint is an error
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
-    backbones = [(name, m) for name, m in model.named_modules()
-                 if hasattr(m, 'topology_graphs')]
-    if not backbones:
-        raise ValueError(f'{args.config}: the model has no topology '
-                         'backbone (TopoResNet, TopoRegNet, ...), so there '
-                         'is no topology to draw')
-    name, backbone = backbones[0]
+    name, backbone = topology_backbone(model)
     if args.gates:
         fig, instances = _gates_figure(cfg, args, model, backbone,
                                        title=f'{name} of {args.checkpoint}')

@@ -20,7 +20,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
-from mmtopo.utils.pruning import prune_model, save_pruned, topology_backbone
+from mmtopo.models import topology_backbone
+from mmtopo.utils.pruning import prune_model, save_pruned
 
 
 def prune(config: str, checkpoint: str, threshold: float = 0.0):

@@ -1,12 +1,12 @@
 """Draw the learned topology during training."""
 import io
 import os.path as osp
-from typing import List, Tuple
+from typing import List
 
 from mmengine.fileio import get_file_backend
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from ...models import topology_backbones
 from ...registry import register_hook
 from ...visualization import draw_topology, figure_to_rgb
 
@@ -31,8 +31,11 @@ class TopologyVisualizationHook(Hook):
 
     priority = 'VERY_LOW'
 
-    def __init__(self, interval: int = 1, by_epoch: bool = True,
-                 out_dir: str = 'topology', dpi: int = 110):
+    def __init__(self,
+                 interval: int = 1,
+                 by_epoch: bool = True,
+                 out_dir: str = 'topology',
+                 dpi: int = 110):
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval!r}')
         self.interval = interval
@@ -40,19 +43,14 @@ class TopologyVisualizationHook(Hook):
         self.out_dir = out_dir
         self.dpi = dpi
 
-    @staticmethod
-    def backbones(runner) -> List[Tuple[str, object]]:
-        """(name, module) of every module that has a learned topology."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        return [(name, m) for name, m in model.named_modules()
-                if hasattr(m, 'topology_graphs')]
-
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and self.every_n_epochs(runner, self.interval):
             self.draw(runner, f'epoch_{runner.epoch}', runner.epoch)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
         if not self.by_epoch and self.every_n_train_iters(
                 runner, self.interval):
@@ -67,9 +65,10 @@ class TopologyVisualizationHook(Hook):
         files = []
         folder = osp.join(runner.work_dir, self.out_dir)
         backend = get_file_backend(folder)
-        for name, backbone in self.backbones(runner):
-            fig = draw_topology(backbone.topology_graphs(),
-                                title=f'{name}, {tag.replace("_", " ")}')
+        for name, backbone in topology_backbones(runner.model):
+            fig = draw_topology(
+                backbone.topology_graphs(),
+                title=f'{name}, {tag.replace("_", " ")}')
             key = 'topology' if name == 'backbone' else f'topology/{name}'
             runner.visualizer.add_image(key, figure_to_rgb(fig), step=step)
             suffix = '' if name == 'backbone' else f'_{name}'

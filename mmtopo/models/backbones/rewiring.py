@@ -15,18 +15,22 @@ and, where the stock class does not list its stages in ``res_layers``,
 names them (see ``TopoMobileNetV2``).
 """
 import math
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 from torch import nn
 
-from ..layers import StageGraph, edge_values_read, is_compiling
-from ..topology import build_topologies, prune_graph, widest_path
+from ..graph import StageGraphInfo, prune_graph, widest_path
+from ..layers import (DynamicStageGraph, StageGraph, edge_values_read,
+                      is_compiling)
+from ..topology import build_topologies
 
 TopologySpec = Union[dict, Sequence[dict]]
 
 
-def rewire_stages(backbone: nn.Module, names: Sequence[str],
-                  topology: TopologySpec, graph_mismatch: str,
+def rewire_stages(backbone: nn.Module,
+                  names: Sequence[str],
+                  topology: TopologySpec,
+                  graph_mismatch: str,
                   edge_grad: str = 'rms') -> None:
     """Replace each stage ``getattr(backbone, name)`` by a stage graph of its
     blocks, with one topology spec for all stages or one per stage."""
@@ -34,12 +38,37 @@ def rewire_stages(backbone: nn.Module, names: Sequence[str],
     graphs = build_topologies(topology, len(layers),
                               [len(layer) for layer in layers])
     for name, layer, graph in zip(names, layers, graphs):
+        # a stage with a routed node gates its edges per sample
+        stage_type = DynamicStageGraph if graph.routed else StageGraph
         # take part in mmengine's init recursion exactly where the stock
         # container did (mmdet's ResLayer does, a plain nn.Sequential not)
-        stage = StageGraph(list(layer), graph, graph_mismatch=graph_mismatch,
-                           init_blocks=hasattr(layer, 'init_weights'),
-                           edge_grad=edge_grad)
+        stage = stage_type(
+            list(layer),
+            graph,
+            graph_mismatch=graph_mismatch,
+            init_blocks=hasattr(layer, 'init_weights'),
+            edge_grad=edge_grad)
         setattr(backbone, name, stage)
+
+
+def topology_backbones(model: nn.Module) -> List[Tuple[str, 'TopoMixin']]:
+    """``(name, module)`` of every topology backbone in ``model`` (a model
+    wrapper such as DDP is looked through), in module order."""
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, TopoMixin)]
+
+
+def topology_backbone(model: nn.Module) -> Tuple[str, 'TopoMixin']:
+    """``(name, module)`` of the first topology backbone of ``model``;
+    an error when it has none."""
+    found = topology_backbones(model)
+    if not found:
+        raise ValueError('the model has no topology backbone (TopoResNet, '
+                         'TopoRegNet, ...): it has no learned topology')
+    return found[0]
 
 
 class TopoMixin:
@@ -63,8 +92,12 @@ class TopoMixin:
             divided by ``sqrt(C)``, default), ``'sum'`` (the true gradient)
             or ``'mean'`` (divided by ``C``, this project's first rule); see
             :mod:`mmtopo.models.layers`.
-        norm_eval: defaults to False as in mmpretrain (detection configs set
-            True explicitly); the other arguments are the stock class's.
+        The other arguments, and their defaults, are the stock class's
+        (so ``norm_eval`` defaults to True for mmdet's ResNet family and
+        RegNet, to False for MobileNetV2, as there): a config that swaps
+        ``type='ResNet'`` for ``type='TopoResNet'`` keeps its behaviour.
+        Classification recipes train their norm layers and say
+        ``norm_eval=False``.
     """
 
     def __init__(self,
@@ -72,9 +105,8 @@ class TopoMixin:
                  topology: TopologySpec = dict(type='residual'),
                  graph_mismatch: str = 'error',
                  edge_grad: str = 'rms',
-                 norm_eval: bool = False,
                  **kwargs):
-        super().__init__(*args, norm_eval=norm_eval, **kwargs)
+        super().__init__(*args, **kwargs)
         self.stage_names = self.stage_layers()
         rewire_stages(self, self.stage_names, topology, graph_mismatch,
                       edge_grad)
@@ -100,33 +132,29 @@ class TopoMixin:
     def stages(self) -> List[StageGraph]:
         return [getattr(self, name) for name in self.stage_names]
 
-    def topology_graphs(self) -> List[Dict]:
-        """The graph each stage has now: for drawing, logging and pruning.
-
-        Returns one dict per stage with ``name``, ``num_nodes``,
-        ``learnable``, ``edges``, a list of ``(i, j, weight)``, ``live``,
-        which nodes compute (:meth:`StageGraph.live_nodes`), and
-        ``removed``, the blocks a pruned graph does without, and
-        ``routed``, the nodes with a router (dynamic wiring).
-        """
+    def topology_graphs(self) -> List[StageGraphInfo]:
+        """The graph each stage has now, one :class:`StageGraphInfo` per
+        stage: for drawing, logging, costing and pruning."""
         return [
-            dict(
+            StageGraphInfo(
                 name=name,
                 num_nodes=len(stage) + 1,
                 learnable=stage.learnable,
-                edges=stage.edges(),
-                live=stage.live_nodes(),
-                removed=list(stage.removed),
-                routed=[int(j) for j in stage.routers])
+                edges=tuple(stage.edges()),
+                live=tuple(stage.live_nodes()),
+                removed=tuple(stage.removed),
+                routed=tuple(stage.routed_nodes))
             for name, stage in zip(self.stage_names, self.stages)
         ]
 
     def removed_blocks(self) -> Dict[str, List[int]]:
         """The blocks each stage of a pruned graph does without, by stage
         name (stages that keep every block are left out)."""
-        return {name: list(stage.removed)
-                for name, stage in zip(self.stage_names, self.stages)
-                if stage.removed}
+        return {
+            name: list(stage.removed)
+            for name, stage in zip(self.stage_names, self.stages)
+            if stage.removed
+        }
 
     def export_topology(self, threshold: float = 0.0) -> List[dict]:
         """``custom`` specs of the graph pruned at ``threshold``, one per
@@ -145,32 +173,34 @@ class TopoMixin:
             raise ValueError(f'threshold must be >= 0, got {threshold!r}')
         specs = []
         for graph in self.topology_graphs():
-            n = graph['num_nodes']
-            bad = [(i, j, w) for i, j, w in graph['edges']
+            n = graph.num_nodes
+            bad = [(i, j, w) for i, j, w in graph.edges
                    if not math.isfinite(w)]
             if bad:
                 raise ValueError(
-                    f"{graph['name']}: edge weights (i, j, weight) {bad} are "
+                    f'{graph.name}: edge weights (i, j, weight) {bad} are '
                     'not finite (the run diverged); such a graph cannot be '
                     'pruned')
-            kept_edges, kept = prune_graph(n, graph['edges'], threshold)
+            kept_edges, kept = prune_graph(n, graph.edges, threshold)
             if not kept[-1]:
                 raise ValueError(
-                    f"{graph['name']}: pruning at threshold {threshold!r} "
+                    f'{graph.name}: pruning at threshold {threshold!r} '
                     'cuts every path from its input to its output; '
-                    f'thresholds below {widest_path(n, graph["edges"]):.6g} '
+                    f'thresholds below {widest_path(n, graph.edges):.6g} '
                     'keep it connected')
-            spec = dict(type='custom',
-                        edges=[(i, j) for i, j, _ in kept_edges],
-                        weights=[w for _, _, w in kept_edges],
-                        learnable=graph['learnable'])
+            spec = dict(
+                type='custom',
+                edges=[(i, j) for i, j, _ in kept_edges],
+                weights=[w for _, _, w in kept_edges],
+                learnable=graph.learnable)
             removed = [k for k in range(1, n - 1) if not kept[k]]
             if removed:
                 spec['removed'] = removed
-            if graph['routed']:  # the routers of the nodes kept stay
-                stage = getattr(self, graph['name'])
-                spec.update(routed=[j for j in graph['routed'] if kept[j]],
-                            router=dict(stage.router_cfg),
-                            threshold=stage.threshold)
+            if graph.routed:  # the routers of the nodes kept stay
+                stage = getattr(self, graph.name)
+                spec.update(
+                    routed=[j for j in graph.routed if kept[j]],
+                    router=dict(stage.router_cfg),
+                    threshold=stage.threshold)
             specs.append(spec)
         return specs

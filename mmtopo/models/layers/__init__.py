@@ -1,16 +1,19 @@
 """The stage graph and what it is made of, one job a module: the autograd
-functions of the weighted sums, the stage module, the traced path."""
-from .dynamic import EdgeRouter, GatedSum, dynamic_forward
+functions of the weighted sums, the static stage, the router, and the
+dynamic stage built on both."""
+from .compiling import is_compiling
+from .dynamic_stage import DynamicStageGraph
 from .edge_functions import (EDGE_GRADS, EdgeGradients, EdgeSink, FanOut,
-                             WeightedSum, edge_grad_scale, recompute_sums,
-                             stacked_fan_out, stacks_gradients, weighted_sum)
+                             GatedSum, WeightedSum, edge_grad_scale, gated_sum,
+                             recompute_sums, stacked_fan_out, stacks_gradients,
+                             weighted_sum)
+from .router import EdgeRouter
 from .stage_graph import GRAPH_MISMATCH, StageGraph, edge_values_read
-from .traceable import is_compiling, traceable_forward
 
 __all__ = [
-    'EDGE_GRADS', 'EdgeGradients', 'EdgeRouter', 'GatedSum',
-    'dynamic_forward', 'EdgeSink', 'FanOut', 'GRAPH_MISMATCH',
-    'StageGraph', 'WeightedSum', 'edge_grad_scale', 'edge_values_read',
+    'EDGE_GRADS', 'DynamicStageGraph', 'EdgeGradients', 'EdgeRouter',
+    'EdgeSink', 'FanOut', 'GatedSum', 'GRAPH_MISMATCH', 'StageGraph',
+    'WeightedSum', 'edge_grad_scale', 'edge_values_read', 'gated_sum',
     'is_compiling', 'recompute_sums', 'stacked_fan_out', 'stacks_gradients',
-    'traceable_forward', 'weighted_sum'
+    'weighted_sum'
 ]

@@ -25,25 +25,16 @@ here therefore
 
 Edge gradients are the true gradients divided by ``sqrt(C)`` by default
 (``edge_grad='rms'``). An edge weight scales a whole feature map of ``C``
-channels, and its gradient ``<dL/dx_j, y_i>`` is the sum over the channels
-of what ``C`` per-channel scales (a norm layer's gammas) would each get.
-Measured in training, the signal in those ``C`` terms largely cancels (the
-sum is 0.1-0.4 times their root-sum-square in a TopoResNetCIFAR-34), while
-their noise adds up: the true gradient carries about ``sqrt(C)`` times the
-noise of one per-channel scale's. Dividing by ``sqrt(C)`` gives an edge the
-step noise of one gamma at the same learning rate. Measured under
-mmpretrain's CIFAR recipe (SGD lr 0.1, batch 16) on the digits, the true
-gradient (``'sum'``) let edges wander to +-2.5 and cost 2.4 points of
-top-1; the channel mean (``'mean'``, ``1 / C``, this project's first rule)
-kept the accuracy but left the edges ``sqrt(C)`` = 4-45 times slower
-than ``'rms'`` at ``C`` = 16-2048: a trained graph was its init minus the
-sparsity step's shrinkage, and a block made to add noise kept 0.6 of its
-out-edges' weight; ``'rms'`` matched the stock accuracy on held-out images
-and cut that block's out-edges to 0.08-0.20 in 300 iterations. As a fixed
-diagonal preconditioner the rule changes the step under SGD only
-(Adam-style optimizers normalise it away). The sparsity hook's threshold
-``lr * lambda`` is on the scale of the step as taken: an edge is pruned
-when its gradient as scaled here stays below ``lambda``.
+channels, so its gradient ``<dL/dx_j, y_i>`` is the sum of what ``C``
+per-channel scales (a norm layer's gammas) would each get: their signal
+largely cancels while their noise adds up, so the true gradient carries
+about ``sqrt(C)`` times the step noise of one per-channel scale. Dividing by
+``sqrt(C)`` gives an edge the step noise of one gamma at the same learning
+rate; ``'sum'`` (the true gradient) and ``'mean'`` (divided by ``C``) are
+the alternatives. As a fixed diagonal preconditioner the rule changes the
+step under SGD only (Adam-style optimizers normalise it away). The
+sparsity hook's threshold ``lr * lambda`` is on the scale of the step as
+taken. docs/design.md gives the measurements behind the default.
 """
 import functools
 import math
@@ -51,6 +42,8 @@ from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence
 
 import torch
+
+from .compiling import is_compiling
 
 # Attribute put on a summed tensor: the inputs and weights it was made from,
 # so that backward can rebuild it instead of keeping it.
@@ -159,8 +152,10 @@ def _zero(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 def _scale_vector(scales: tuple, device: torch.device,
                   dtype: torch.dtype) -> torch.Tensor:
     """``(scale, count)`` pairs as one vector, made once per layout."""
-    return torch.tensor([scale for scale, count in scales
-                         for _ in range(count)], device=device, dtype=dtype)
+    return torch.tensor(
+        [scale for scale, count in scales for _ in range(count)],
+        device=device,
+        dtype=dtype)
 
 
 class EdgeGradients(torch.autograd.Function):
@@ -205,13 +200,13 @@ class EdgeGradients(torch.autograd.Function):
             scales.append((sink.scale, rows * cols))
         stacked = torch.stack(entries)
         if any(scale != 1.0 for scale, _ in scales):
-            stacked.mul_(_scale_vector(tuple(scales), stacked.device,
-                                       stacked.dtype))
+            stacked.mul_(
+                _scale_vector(tuple(scales), stacked.device, stacked.dtype))
         start = 0
         for k in used:
             rows, cols = ctx.shapes[k]
-            grads[k] = stacked[start:start + rows * cols].view(
-                rows, cols).to(ctx.weight_dtypes[k])
+            grads[k] = stacked[start:start + rows * cols].view(rows, cols).to(
+                ctx.weight_dtypes[k])
             start += rows * cols
         return (None, *grads)
 
@@ -224,14 +219,10 @@ def stacks_gradients(device: torch.device) -> bool:
     """Whether :class:`FanOut` stacks a node's gradients on ``device``.
 
     Everywhere but on the CPU. On a GPU in eager mode a step is bound by
-    kernel launches, which the stack cuts (ResNet-50 learnable_uniform: 575
-    ops a train step instead of 623). On the CPU there are no launches to
-    save, and the stack is a fresh buffer of ``k`` feature maps per node
-    that, timed alone, costs more than the in-place sums and dot products
-    it replaces. Measured on one machine (ResNet-50, batch 8, 224x224), the
-    train step of learnable_uniform cost 1.09-1.10x the stock one's with
-    the stack and 1.02-1.04x without; the complete wiring 1.06-1.07x and
-    1.04x.
+    kernel launches, which the stack cuts. On the CPU there are no launches
+    to save, and the stack is a fresh buffer of ``k`` feature maps per node
+    that costs more than the in-place sums and dot products it replaces
+    (docs/design.md has the timings).
     """
     if _forced_stacking is not None:
         return _forced_stacking
@@ -332,11 +323,6 @@ def _unflat(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return flat.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
-@functools.lru_cache(maxsize=256)
-def _index(columns: tuple, device: torch.device) -> torch.Tensor:
-    return torch.tensor(columns, device=device)
-
-
 def _stacked_backward(ctx, stacked: torch.Tensor, like: torch.Tensor,
                       source: Optional[torch.Tensor]):
     """FanOut's backward from the stacked gradients ``G``: ``dL/dy_i =
@@ -346,7 +332,7 @@ def _stacked_backward(ctx, stacked: torch.Tensor, like: torch.Tensor,
     if columns == list(range(columns[0], columns[-1] + 1)):
         weights = row[columns[0]:columns[-1] + 1]
     else:
-        weights = row.index_select(0, _index(tuple(columns), row.device))
+        weights = row.index_select(0, index_tensor(columns, row.device))
     if weights.dtype != stacked.dtype:
         weights = weights.to(stacked.dtype)
     grad_source = _unflat(torch.mv(stacked.t(), weights), like)
@@ -377,3 +363,93 @@ def recompute_sums() -> Iterator[None]:
     replaced by its recipe and rebuilt when backward needs it."""
     with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack):
         yield
+
+
+def run_on_sum(block: torch.nn.Module, summed: torch.Tensor,
+               recipe) -> torch.Tensor:
+    """``block(summed)``, where the block's layers that save their input
+    for backward keep ``recipe`` instead of ``summed`` and rebuild it then:
+    ``(inputs, weights)`` of a :func:`weighted_sum`, or a function of no
+    arguments that recomputes it."""
+    setattr(summed, _RECIPE, recipe)
+    try:
+        with recompute_sums():
+            return block(summed)
+    finally:
+        delattr(summed, _RECIPE)
+
+
+def scale_grad(t: torch.Tensor, scale: float) -> torch.Tensor:
+    """``t`` itself in the forward pass; ``scale`` times its gradient."""
+    fixed = t.detach()
+    return fixed + (t - fixed) * scale
+
+
+_INDEX_CACHE: dict = {}
+
+
+def index_tensor(positions: Sequence[int],
+                 device: torch.device) -> torch.Tensor:
+    """``positions`` as an index tensor on ``device``, made once per
+    positions and device; made afresh under ``torch.compile`` (a tensor
+    made while tracing must not outlive the trace)."""
+    if is_compiling():
+        return torch.tensor(list(positions), device=device)
+    key = (device, tuple(positions))
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = torch.tensor(list(positions), device=device)
+    return _INDEX_CACHE[key]
+
+
+class GatedSum(torch.autograd.Function):
+    """``sum_k coef[:, k] * inputs[k]``, one coefficient per sample and
+    input (a dynamic node's sum): a single op that mmengine's FLOP counter
+    sees (``prim::PythonOp.GatedSum``), without keeping the sum for
+    backward."""
+
+    @staticmethod
+    def forward(ctx, coef: torch.Tensor, *inputs: torch.Tensor):
+        ctx.save_for_backward(coef, *inputs)
+        return gated_values(coef, inputs)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        coef, *inputs = ctx.saved_tensors
+        scale = coef.to(grad.dtype)
+        grad_coef = None
+        if ctx.needs_input_grad[0]:
+            grad_coef = torch.stack([(grad * x).sum(
+                dim=tuple(range(1, x.dim())), dtype=coef.dtype)
+                                     for x in inputs],
+                                    dim=1)
+        grads = [
+            grad *
+            _per_sample(scale[:, k], grad) if ctx.needs_input_grad[k +
+                                                                   1] else None
+            for k in range(len(inputs))
+        ]
+        return (grad_coef, *grads)
+
+
+def gated_values(coef: torch.Tensor,
+                 inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sum of :class:`GatedSum`, computed (and recomputed in backward,
+    :func:`run_on_sum`) by this one function."""
+    scale = coef.to(inputs[0].dtype)
+    out = inputs[0] * _per_sample(scale[:, 0], inputs[0])
+    for k, x in enumerate(inputs[1:], 1):
+        out.addcmul_(_per_sample(scale[:, k], x), x)
+    return out
+
+
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def gated_sum(coef: torch.Tensor,
+              inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """:class:`GatedSum`; for the compiler the same sum as plain autograd
+    ops, which it traces and fuses."""
+    if is_compiling():
+        return gated_values(coef, inputs)
+    return GatedSum.apply(coef, *inputs)

@@ -5,25 +5,25 @@ The shortcuts need the weights on the host. A backbone reads all its stages'
 weights in one copy per forward (:func:`edge_values_read`: one GPU sync),
 and the stages take their weight tensors only as views, so nothing else in a
 forward waits for the device. Under ``torch.compile`` a stage instead keeps
-its weights on the device (:func:`.traceable.traceable_forward`): the graph
+its weights on the device (:meth:`StageGraph.forward_traceable`): the graph
 has no break, does not change when a weight does, and the compiler fuses the
 sums.
 """
 import logging
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleDict
 from torch import nn
 
-from ..topology import StageTopology, live_nodes, reaching_nodes
-from .dynamic import build_routers, dynamic_forward, slice_router_state
-from .edge_functions import (_RECIPE, EDGE_GRADS, EdgeGradients, EdgeSink,
-                             FanOut, WeightedSum, edge_grad_scale,
-                             recompute_sums)
-from .traceable import is_compiling, traceable_forward
+from ..graph import live_nodes, reaching_nodes
+from ..topology import StageTopology
+from .compiling import is_compiling
+from .edge_functions import (EDGE_GRADS, EdgeGradients, EdgeSink, FanOut,
+                             WeightedSum, edge_grad_scale, run_on_sum,
+                             scale_grad)
 
 
 @contextmanager
@@ -47,16 +47,19 @@ def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
         start = 0
         for stage, w in zip(learned, weights):
             n = w.shape[0]
-            stage._preread = [flat[start + r * n:start + (r + 1) * n]
-                              for r in range(n)]
+            stage._preread = [
+                flat[start + r * n:start + (r + 1) * n] for r in range(n)
+            ]
             start += n * n
-    # a dynamic stage's sums are plain autograd (dynamic_forward)
-    trained = [stage for stage in learned if torch.is_grad_enabled()
-               and stage.edge_weights.requires_grad and not stage.dynamic]
+    # a dynamic stage's sums are plain autograd (DynamicStageGraph)
+    trained = [
+        stage for stage in learned if torch.is_grad_enabled()
+        and stage.edge_weights.requires_grad and not stage.dynamic
+    ]
     if trained:
         sinks = [EdgeSink() for _ in trained]
-        views = EdgeGradients.apply(
-            sinks, *(stage.edge_weights for stage in trained))
+        views = EdgeGradients.apply(sinks,
+                                    *(stage.edge_weights for stage in trained))
         for stage, view, sink in zip(trained, views, sinks):
             stage._shared_grads = (view, sink)
     try:
@@ -128,6 +131,10 @@ class StageGraph(BaseModule):
             raise ValueError(
                 f'topology mask of shape {tuple(topology.mask.shape)} does '
                 f'not fit a stage of {len(blocks)} blocks')
+        if topology.routed and not self.dynamic:
+            raise ValueError(
+                f'the topology routes nodes {list(topology.routed)}: a '
+                'stage with routers is a DynamicStageGraph')
         self.removed = tuple(topology.removed)
         for i, block in enumerate(blocks):
             if i not in self.removed:  # a pruned graph stores no dead block
@@ -151,16 +158,9 @@ class StageGraph(BaseModule):
             self.edge_mask[i].nonzero().flatten().tolist()
             for i in range(num_nodes)
         ]
-        # instance-aware wiring: a router per routed node (.dynamic);
-        # an mmengine ModuleDict, so init_weights reaches the routers
-        self.router_cfg = topology.router
-        self.threshold = topology.threshold
+        # a static stage has no routers (DynamicStageGraph fills them); the
+        # empty dict lets code that walks the routers treat both alike
         self.routers = ModuleDict()
-        if topology.routed:
-            self.routers = build_routers(
-                [b for k, b in enumerate(blocks) if k not in self.removed],
-                self._sources, topology.routed, topology.router,
-                topology.threshold)
 
     def _fixed_values(self) -> List[list]:
         """The fixed edge weights on the host, read again only when the
@@ -175,7 +175,6 @@ class StageGraph(BaseModule):
         if self.init_blocks:
             super().init_weights()
         else:  # what the replaced nn.Sequential did: nothing
-            self.routers.init_weights()  # except that the gates start at 1
             self._is_init = True
 
     # -- behave like the nn.Sequential ResLayer it replaces ----------------
@@ -198,8 +197,17 @@ class StageGraph(BaseModule):
 
     @property
     def dynamic(self) -> bool:
-        """Whether the stage has routers (per-sample edge gates)."""
-        return len(self.routers) > 0
+        """Whether the stage gates its edges per sample (routers)."""
+        return False
+
+    def sources_of(self, j: int) -> List[int]:
+        """The nodes with an edge into node ``j``, in order."""
+        return list(self._sources[j])
+
+    @property
+    def routed_nodes(self) -> List[int]:
+        """The nodes with a router (none in a static stage)."""
+        return [int(j) for j in self.routers]
 
     def edges(self, weights: Optional[torch.Tensor] = None) -> List[tuple]:
         """``(i, j, weight)`` for every edge in the mask, the weights read
@@ -209,8 +217,8 @@ class StageGraph(BaseModule):
             weights = self.edge_weights.detach()
         if isinstance(weights, torch.Tensor):
             weights = weights.tolist()
-        return [(i, j, weights[i][j]) for j, srcs in
-                enumerate(self._sources) for i in srcs]
+        return [(i, j, weights[i][j]) for j, srcs in enumerate(self._sources)
+                for i in srcs]
 
     def live_nodes(self) -> List[bool]:
         """Which nodes compute: node 0 always; node ``j`` when at least one
@@ -228,25 +236,68 @@ class StageGraph(BaseModule):
         the stage output; if none does, the output is constant zero."""
         return self.live_nodes()[-1]
 
+    # -- what the eager and the traced forward share ----------------------
+    def host_weights(self) -> List[list]:
+        """The edge weights on the host: as the backbone read them for this
+        forward (:func:`edge_values_read`), else read now."""
+        return self._preread or self.edge_weights.detach().tolist()
+
+    def is_learning(self) -> bool:
+        """Whether this forward trains the edges. Then zero edges and blocks
+        that reach nothing still run: a zero edge gets the gradient that
+        lets it grow back. Otherwise they are skipped, the pruned
+        network's cost."""
+        return (torch.is_grad_enabled() and self.training
+                and self.edge_weights.requires_grad)
+
+    def nodes_to_run(self, values: List[list], learning: bool) -> List[bool]:
+        """Which nodes compute in this forward: the live ones
+        (:meth:`live_nodes`), and outside training only those that also
+        reach the output. The output node runs when the stage connects."""
+        edges = self.edges(values)
+        run = live_nodes(len(self) + 1, edges)
+        if not learning:
+            run = [
+                a and b
+                for a, b in zip(run, reaching_nodes(len(self) + 1, edges))
+            ]
+        return run
+
+    def traced_weights(self, first: torch.Tensor) -> torch.Tensor:
+        """The edge weights as a device tensor whose gradient is scaled by
+        :func:`edge_grad_scale` (as :class:`FanOut` scales it) and, outside
+        training, does not reach a zero edge (which is not there)."""
+        weights = self.edge_weights
+        if self.learnable:
+            scale = edge_grad_scale(first, self.edge_grad)
+            if scale != 1.0:
+                weights = scale_grad(weights, scale)
+            if torch.is_grad_enabled() and not self.training:
+                weights = torch.where(weights != 0, weights, weights.detach())
+        return weights
+
+    @staticmethod
+    def active_on_device(weights: torch.Tensor, sources: List[int], j: int,
+                         alive: Dict[int, torch.Tensor]) -> torch.Tensor:
+        """Whether node ``j`` has an active input, as a device bool: some
+        in-edge with a non-zero weight from a live source."""
+        return torch.stack([(weights[i, j] != 0) & alive[i]
+                            for i in sources]).any()
+
+    # -- the eager forward ---------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The stage output. The edge weights are read to the host here,
         unless the backbone read them for all its stages already
         (:func:`edge_values_read`)."""
-        if self.dynamic:
-            return dynamic_forward(self, x)
         if is_compiling():
             return self.forward_traceable(x)
-        values = self._preread or self.edge_weights.detach().tolist()
+        values = self.host_weights()
         track = torch.is_grad_enabled()
-        # Outside training (eval mode or no gradients) zero edges and blocks
-        # whose output reaches nothing are skipped: the pruned network's
-        # cost. Training keeps both while the edges learn: a zero edge
-        # gets the gradient that lets it grow back.
-        learning = track and self.training and self.edge_weights.requires_grad
-        useful = [True] * (len(self) + 1) if learning else reaching_nodes(
-            len(self) + 1, self.edges(values))
-        # feeds[j]: (weight, tensor) of every in-edge of j from a live node
-        feeds: List[List[tuple]] = [[] for _ in range(len(self) + 1)]
+        learning = self.is_learning()
+        run = self.nodes_to_run(values, learning)
+        last = len(self)
+        # feeds[j]: (weight, tensor) of every in-edge of j from a node run
+        feeds: List[List[tuple]] = [[] for _ in range(last + 1)]
         first = self[0](x)
         edges, dots = self.edge_weights, {}
         if track and edges.requires_grad:
@@ -258,9 +309,9 @@ class StageGraph(BaseModule):
             sink.scale = edge_grad_scale(first, self.edge_grad)
             dots = sink.dots
         self._fan_out(0, first, values, track, learning, edges, dots, feeds)
-        for j in range(1, len(self) + 1):
-            if not useful[j] or not any(w != 0.0 for w, _ in feeds[j]):
-                if j == len(self):  # every path is cut: constant zero
+        for j in range(1, last + 1):
+            if not run[j]:
+                if j == last:  # every path is cut: constant zero
                     return torch.zeros_like(first)
                 continue  # a removed node
             weights = [w for w, _ in feeds[j]]
@@ -270,31 +321,57 @@ class StageGraph(BaseModule):
                 node_in = inputs[0]  # exactly ResNet's residual stream
             else:
                 node_in = WeightedSum.apply(weights, *inputs)
-            if j == len(self):
+            if j == last:
                 return node_in
             if track and not identity:
                 # the block's first layers save their input for backward:
                 # keep the recipe instead and rebuild the sum then
-                setattr(node_in, _RECIPE, (inputs, weights))
-                with recompute_sums():
-                    output = self[j](node_in)
-                delattr(node_in, _RECIPE)
+                output = run_on_sum(self[j], node_in, (inputs, weights))
             else:
                 output = self[j](node_in)
             self._fan_out(j, output, values, track, learning, edges, dots,
                           feeds)
 
+    # -- the traced forward --------------------------------------------------
     def forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
-        """The same function with the weights kept on the device, what
-        ``torch.compile`` traces (:func:`.traceable.traceable_forward`)."""
-        return traceable_forward(self, x)
+        """The same function with the weights kept on the device: what
+        ``torch.compile`` traces (no host read, so no graph break, and the
+        graph does not change when a weight does).
+
+        Every edge is computed, and the compiler fuses each node's sum into
+        one pass. A node without an active input is switched off by
+        multiplying its output by 0 (:meth:`forward` does not run it), and
+        so is the output of a stage cut apart: outputs and gradients are
+        the same, but its block still runs, and in training its norm
+        layers' running statistics see the zero input.
+        """
+        # blocks by attribute (torch 2.1's dynamo fails on __getitem__)
+        first = getattr(self, '0')(x)
+        weights = self.traced_weights(first)
+        outputs = {0: first}
+        alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
+        last = len(self)
+        for j in range(1, last + 1):
+            sources = [i for i in self._sources[j] if i in outputs]
+            if not sources:  # a removed block
+                continue
+            node_in = None
+            for i in sources:
+                term = weights[i, j] * outputs[i]
+                node_in = term if node_in is None else node_in + term
+            active = self.active_on_device(weights, sources, j, alive)
+            if j == last:  # cut apart: constant zero, as in forward
+                return node_in * active
+            alive[j] = active
+            outputs[j] = getattr(self, str(j))(node_in) * active
+        raise AssertionError('a checked topology always reaches its output')
 
     def _is_fixed_identity(self, weights: List[float]) -> bool:
         return not self.learnable and weights == [1.0]
 
     def _fan_out(self, i: int, output: torch.Tensor, values: List[list],
-                 track: bool, learning: bool, edges: torch.Tensor,
-                 dots: dict, feeds: List[List[tuple]]) -> None:
+                 track: bool, learning: bool, edges: torch.Tensor, dots: dict,
+                 feeds: List[List[tuple]]) -> None:
         """Hand node ``i``'s output to the nodes it feeds; when training,
         through a :class:`FanOut` so that its gradients meet in one place."""
         consumers = self._consumers[i]
@@ -308,9 +385,8 @@ class StageGraph(BaseModule):
         for j, w, part in zip(consumers, weights, parts):
             feeds[j].append((w, part))
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         key = prefix + 'edge_mask'
         if key in state_dict:
             theirs = state_dict[key]
@@ -334,17 +410,8 @@ class StageGraph(BaseModule):
     def adapt_routers(self, state_dict: dict, prefix: str,
                       their_mask: torch.Tensor) -> None:
         """Rewrite, in ``state_dict``, the routers at ``prefix`` of a graph
-        with edges ``their_mask`` into this graph's: each reads the
-        candidates it has left, the others' inputs and gates go."""
-        mask = their_mask.bool().cpu()
-        if mask.shape != self.edge_mask.shape:
-            return  # _adapt_graph names the mismatch
-        for j in self.routers:
-            if f'{prefix}routers.{j}.reduce.weight' in state_dict:
-                slice_router_state(
-                    state_dict, f'{prefix}routers.{j}.',
-                    mask[:, int(j)].nonzero().flatten().tolist(),
-                    self._sources[int(j)])
+        with edges ``their_mask`` into this graph's (a static stage has
+        none: nothing to do)."""
 
     def _adapt_graph(self, state_dict: dict, prefix: str) -> None:
         """Rewrite the checkpoint's graph at ``prefix`` into this one: the
@@ -368,14 +435,17 @@ class StageGraph(BaseModule):
         state_dict[prefix + 'edge_mask'] = self.edge_mask.clone()
         state_dict[prefix + 'edge_weights'] = adapted.to(
             self.edge_weights.dtype)
-        blocks = [k for k in self.removed if any(
-            key.startswith(f'{prefix}{k}.') for key in state_dict)]
+        blocks = [
+            k for k in self.removed if any(
+                key.startswith(f'{prefix}{k}.') for key in state_dict)
+        ]
         print_log(
             f"graph_mismatch='adapt' at {prefix.rstrip('.')}: "
             f'dropped edges (i, j, weight) {dropped}, '
             f'edges not in the checkpoint (kept as built) {missing}, '
             f'removed blocks whose checkpoint weights are unused {blocks}',
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING)
 
 
 GRAPH_MISMATCH = ('error', 'adapt')
