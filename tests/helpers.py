@@ -1,8 +1,8 @@
 """Helpers shared by the tests."""
 import datetime
 import os
-import socket
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -39,8 +39,10 @@ def copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
     assert all('edge_' in k for k in result.missing_keys), result.missing_keys
 
 
-def check_outputs_match(stock: torch.nn.Module, topo: torch.nn.Module,
-                        x: torch.Tensor, atol: float = 1e-5) -> None:
+def check_outputs_match(stock: torch.nn.Module,
+                        topo: torch.nn.Module,
+                        x: torch.Tensor,
+                        atol: float = 1e-5) -> None:
     """With ``stock``'s state dict and non-trivial norm statistics, ``topo``
     returns what ``stock`` returns, in train and in eval mode."""
     copy_weights(stock, topo)
@@ -87,9 +89,10 @@ def check_stock_checkpoint_loads(stock: torch.nn.Module, make_topo,
         assert torch.equal(topo.state_dict()[name], value), name
     result = topo.load_state_dict(stock.state_dict(), strict=False)
     assert not result.unexpected_keys
-    assert sorted(result.missing_keys) == sorted(
-        f'{name}.{k}' for name in topo.stage_names
-        for k in ('edge_mask', 'edge_weights'))
+    assert sorted(result.missing_keys) == sorted(f'{name}.{k}'
+                                                 for name in topo.stage_names
+                                                 for k in ('edge_mask',
+                                                           'edge_weights'))
     return topo
 
 
@@ -105,15 +108,19 @@ def check_with_cp_gradients(plain: torch.nn.Module, cp: torch.nn.Module,
         model.zero_grad()
         x.grad = None
         sum(o.sum() for o in model(x)).backward()
-        grads.append({n: p.grad.clone()
-                      for n, p in model.named_parameters()
-                      if p.grad is not None})
+        grads.append({
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None
+        })
         grads[-1]['input'] = x.grad.clone()
     assert sorted(grads[0]) == sorted(grads[1])
     for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, rtol=1e-4,
-                                   atol=1e-5 * float(g.abs().max()),
-                                   msg=name)
+        torch.testing.assert_close(
+            grads[1][name],
+            g,
+            rtol=1e-4,
+            atol=1e-5 * float(g.abs().max()),
+            msg=name)
 
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -129,18 +136,33 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
             m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
+def repo_configs(scope: str) -> list:
+    """The repository's configs whose ``default_scope`` is ``scope``
+    (``'mmdet'``: detection, ``'mmpretrain'``: classification), but the
+    shared pieces in configs/_base_."""
+    from mmengine.config import Config
+    return [
+        path for path in sorted((REPO / 'configs').rglob('*.py'))
+        if '_base_' not in path.parts
+        and Config.fromfile(str(path)).get('default_scope') == scope
+    ]
+
+
 def check_edge_regularisation(cfg, model) -> None:
     """A config with learnable edges carries the sparsity hook and exempts
-    the edges from weight decay; one without learnable edges has no hook."""
+    the edges from weight decay; one without learnable edges (a fixed
+    wiring, or a stock backbone: a reference) has no hook."""
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    learnable = any(s.learnable for s in model.backbone.stages)
+    learnable = any(s.learnable for s in getattr(model.backbone, 'stages', []))
     assert learnable == ('EdgeSparsityHook' in hooks)
     if learnable:
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
             'edge_weights'].decay_mult == 0
 
 
-def run_tool(args, timeout: float = 600, check: bool = False,
+def run_tool(args,
+             timeout: float = 600,
+             check: bool = False,
              **kwargs) -> subprocess.CompletedProcess:
     """Run a command from the repository root in a process group of its own.
 
@@ -149,9 +171,14 @@ def run_tool(args, timeout: float = 600, check: bool = False,
     hung rank costs minutes, not the whole CI budget. With ``check``, a
     non-zero exit fails the test with the output's tail.
     """
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **kwargs)
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -165,8 +192,12 @@ def run_tool(args, timeout: float = 600, check: bool = False,
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-def spawn_ranks(fn, nprocs: int, args=(), timeout: float = 300,
-                outputs=(), grace: float = 30) -> None:
+def spawn_ranks(fn,
+                nprocs: int,
+                args=(),
+                timeout: float = 300,
+                outputs=(),
+                grace: float = 30) -> None:
     """``torch.multiprocessing.spawn`` with a deadline: ranks still running
     after ``timeout`` seconds are killed and the test fails.
 
@@ -220,5 +251,7 @@ def init_gloo(rank: int, world_size: int, port: int) -> None:
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     bind_gloo_to_loopback()
     torch.distributed.init_process_group(
-        'gloo', rank=rank, world_size=world_size,
+        'gloo',
+        rank=rank,
+        world_size=world_size,
         timeout=datetime.timedelta(seconds=120))

@@ -25,8 +25,9 @@ from mmtopo.utils.node_similarity import node_output_correlation
 from mmtopo.utils.pruning import prune_model, save_pruned
 from mmtopo.visualization import format_topology
 
-CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'toy',
-                  'faster_rcnn_topo_r34_fpn_toy_budget.py')
+CONFIG = osp.join(
+    osp.dirname(__file__), '..', 'configs', 'toy',
+    'faster_rcnn_topo_r34_fpn_toy_budget.py')
 IMAGE = (3, 128, 128)
 
 
@@ -75,13 +76,12 @@ def print_learning_report(runner) -> None:
 def print_node_correlation(runner) -> None:
     """Whether the blocks gave the edges anything to choose between."""
     model = runner.model
-    batch = model.data_preprocessor(next(iter(runner.val_dataloader)),
-                                    False)
+    batch = model.data_preprocessor(next(iter(runner.val_dataloader)), False)
     corr = node_output_correlation(model.backbone, batch['inputs'])
     print('correlation of the node outputs within each stage, on val '
           'images (1: every in-edge carries the same map, so the data '
-          'cannot prefer one): ' +
-          ', '.join(f'{name} {value:.3f}' for name, value in corr.items()))
+          'cannot prefer one): ' + ', '.join(f'{name} {value:.3f}'
+                                             for name, value in corr.items()))
 
 
 def main() -> int:
@@ -107,10 +107,13 @@ def main() -> int:
     stem = osp.splitext(osp.basename(args.config))[0] + '_pruned'
     pruned_dir = osp.join(args.work_dir, 'pruned')
     cfg_path, ckpt_path = save_pruned(
-        pruned_cfg, pruned, pruned_dir, stem,
-        meta=dict(pruned_from=osp.join(args.work_dir,
-                                       f'epoch_{runner.epoch}.pth'),
-                  threshold=0.0))
+        pruned_cfg,
+        pruned,
+        pruned_dir,
+        stem,
+        meta=dict(
+            pruned_from=osp.join(args.work_dir, f'epoch_{runner.epoch}.pth'),
+            threshold=0.0))
     pruned_metrics = evaluate_pruned(pruned_cfg, ckpt_path,
                                      osp.join(pruned_dir, 'test'))
 
@@ -146,8 +149,9 @@ def main() -> int:
     print(f'\nLearned topology picture: {picture}\n'
           f'Pruned config: {cfg_path}\nPruned checkpoint: {ckpt_path}\n'
           f'Logs: {runner.log_dir}')
-    same = all(abs(metrics[k] - pruned_metrics[k]) < 1e-9 for k in metrics
-               if isinstance(metrics[k], float))
+    same = all(
+        abs(metrics[k] - pruned_metrics[k]) < 1e-9 for k in metrics
+        if isinstance(metrics[k], float))
     ok = metrics.get('coco/bbox_mAP', 0) > 0 and same and \
         osp.exists(picture)
     return 0 if ok else 1

@@ -26,10 +26,11 @@ def main():
     cfg.load_from = args.checkpoint
     if args.out is not None:  # one more metric: dump the predictions
         metrics = cfg.test_evaluator
-        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [
-            metrics]
+        metrics = list(metrics) if isinstance(metrics,
+                                              (list, tuple)) else [metrics]
         cfg.test_evaluator = metrics + [
-            dict(type='DumpResults', out_file_path=args.out)]
+            dict(type='DumpResults', out_file_path=args.out)
+        ]
     runner = build_runner(cfg, mode='test')
     runner.test()
     close_distributed(runner)

@@ -5,19 +5,25 @@ import os
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
 from mmtopo.utils.launch import (add_common_args, apply_train_args,
-                                 build_runner, close_distributed,
-                                 load_config)
+                                 build_runner, close_distributed, load_config)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true',
-                        help='enable automatic-mixed-precision training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr with the total batch size')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr with the total batch size')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='resume from this checkpoint, or from the latest one in the '
         'work dir if no path is given')
     add_common_args(parser)

@@ -118,19 +118,31 @@ def describe_settings(compile: bool, channels_last: bool,
 def add_timing_args(parser: argparse.ArgumentParser, iters: int = 7) -> None:
     """The options both benchmark tools take: rounds, threads, device and
     the settings users train with."""
-    parser.add_argument('--iters', type=int, default=iters,
-                        help='timed rounds')
-    parser.add_argument('--warmup', type=int, default=2,
-                        help='untimed rounds first (they also compile)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help="CPU threads (default: torch's)")
+    parser.add_argument(
+        '--iters', type=int, default=iters, help='timed rounds')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=2,
+        help='untimed rounds first (they also compile)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's)")
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile (default options)')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='models and inputs in channels_last')
-    parser.add_argument('--amp', choices=sorted(AMP_DTYPES),
-                        help='mixed precision of this dtype')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile (default options)')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='models and inputs in channels_last')
+    parser.add_argument(
+        '--amp',
+        choices=sorted(AMP_DTYPES),
+        help='mixed precision of this dtype')
     parser.add_argument('--json', help='also write the results here')
 
 

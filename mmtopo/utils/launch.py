@@ -5,7 +5,6 @@ import ipaddress
 import os
 import os.path as osp
 import socket
-
 from typing import TYPE_CHECKING, Optional
 
 import torch
@@ -45,8 +44,9 @@ def bind_gloo_to_loopback() -> None:
             return
     except (OSError, ValueError):
         return
-    loopback = [name for _, name in socket.if_nameindex()
-                if name.startswith('lo')]
+    loopback = [
+        name for _, name in socket.if_nameindex() if name.startswith('lo')
+    ]
     if loopback:
         os.environ['GLOO_SOCKET_IFNAME'] = loopback[0]
 
@@ -64,13 +64,15 @@ def use_gloo_without_cuda(cfg: Config) -> None:
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
-            type='CPUDistributedDataParallel', broadcast_buffers=False,
+            type='CPUDistributedDataParallel',
+            broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
         bind_gloo_to_loopback()
         timeout = cfg.env_cfg.dist_cfg.get('timeout', 1800)
         torch.distributed.init_process_group(
-            'gloo', rank=int(os.environ['RANK']),
+            'gloo',
+            rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']),
             timeout=datetime.timedelta(seconds=timeout))
 
@@ -143,7 +145,8 @@ def load_config(args) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+        './work_dirs',
+        osp.splitext(osp.basename(args.config))[0])
     return cfg
 
 
@@ -173,11 +176,16 @@ def apply_train_args(cfg: Config, args) -> None:
 def add_common_args(parser) -> None:
     """Arguments tools/train.py and tools/test.py share with mmdet's."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 

@@ -38,8 +38,9 @@ def node_output_correlation(backbone: nn.Module,
     for name, stage in stages:
         outputs[name] = []
         for block in stage:
-            handles.append(block.register_forward_hook(
-                lambda _m, _i, out, store=outputs[name]: store.append(out)))
+            handles.append(
+                block.register_forward_hook(lambda _m, _i, out, store=outputs[
+                    name]: store.append(out)))
     training = backbone.training
     backbone.eval()
     try:

@@ -4,7 +4,6 @@ import json
 import sys
 
 import pytest
-
 import torch
 from mmdet.models.backbones import ResNet
 
@@ -21,8 +20,8 @@ def test_ratio_stats_are_per_round_ratios():
     assert stats['time'] == 1.3  # median time
     assert stats['ratio'] == pytest.approx(1.1)  # not 1.3 / 1.0
     assert (stats['q1'], stats['q3']) == pytest.approx((1.05, 1.25))
-    assert ratio_stats([2.0], [1.0]) == dict(time=2.0, ratio=2.0, q1=2.0,
-                                             q3=2.0)
+    assert ratio_stats([2.0], [1.0]) == dict(
+        time=2.0, ratio=2.0, q1=2.0, q3=2.0)
 
 
 def test_interleaved_times_take_turns_after_warmup():
@@ -39,15 +38,17 @@ def test_benchmark_backbone_prints_ratios_to_the_stock_resnet(tmp_path):
         sys.executable, 'tools/analysis_tools/benchmark_backbone.py',
         '--depth', '18', '--batch-size', '2', '--img-size', '64', '--iters',
         '2', '--warmup', '1', '--topology', 'learnable', 'complete',
-        '--channels-last', '--json', str(out)
-    ], check=True)
+        '--channels-last', '--json',
+        str(out)
+    ],
+                    check=True)
     lines = proc.stdout.splitlines()
     assert lines[0].startswith('torch ') and 'threads' in lines[0]
     assert 'ResNet-18, batch 2, 64x64, eager, channels_last, float32' in \
         lines[0]
     rows = [line for line in lines if line.startswith('| ')]
-    assert [r.split(' | ')[0] for r in rows[2:]] == [
-        '| stock', '| learnable', '| complete']
+    assert [r.split(' | ')[0]
+            for r in rows[2:]] == ['| stock', '| learnable', '| complete']
     results = json.loads(out.read_text())['results']
     assert results['stock']['train']['ratio'] == 1.0
     assert results['stock']['mem_ratio'] == 1.0
@@ -80,8 +81,10 @@ def test_benchmark_backbone_takes_the_fan_out_path_it_is_given(tmp_path):
             sys.executable, 'tools/analysis_tools/benchmark_backbone.py',
             '--depth', '18', '--batch-size', '2', '--img-size', '64',
             '--iters', '1', '--warmup', '1', '--no-memory', '--topology',
-            'complete', '--fan-out', path, '--json', str(out)
-        ], check=True)
+            'complete', '--fan-out', path, '--json',
+            str(out)
+        ],
+                        check=True)
         assert f'fan-out gradients {words};' in proc.stdout.splitlines()[0]
         results = json.loads(out.read_text())['results']
         ops[path] = results['complete']['ops'] - results['stock']['ops']
@@ -92,15 +95,16 @@ def test_benchmark_backbone_takes_the_fan_out_path_it_is_given(tmp_path):
     assert ops == dict(device=4 * (3 + 2), unstacked=4 * (3 + 1))
 
 
-def test_benchmark_backbone_compares_other_families_with_their_stock(
-        tmp_path):
+def test_benchmark_backbone_compares_other_families_with_their_stock(tmp_path):
     out = tmp_path / 'result.json'
     proc = run_tool([
         sys.executable, 'tools/analysis_tools/benchmark_backbone.py',
-        '--backbone', 'mobilenet_v2', '--batch-size', '2', '--img-size',
-        '64', '--iters', '2', '--warmup', '1', '--no-memory', '--topology',
-        'residual', 'learnable', '--json', str(out)
-    ], check=True)
+        '--backbone', 'mobilenet_v2', '--batch-size', '2', '--img-size', '64',
+        '--iters', '2', '--warmup', '1', '--no-memory', '--topology',
+        'residual', 'learnable', '--json',
+        str(out)
+    ],
+                    check=True)
     setup = next(line for line in proc.stdout.splitlines()
                  if line.startswith('torch '))
     assert 'MobileNetV2, batch 2, 64x64' in setup
@@ -122,11 +126,16 @@ def test_benchmark_detector_times_two_configs_on_one_batch(tmp_path):
     out = tmp_path / 'result.json'
     proc = run_tool([
         sys.executable, 'tools/analysis_tools/benchmark_detector.py',
-        str(residual), str(toy), '--img-size', '64', '--iters', '2',
-        '--warmup', '1', '--num-classes', '3', '--json', str(out)
-    ], check=True)
-    rows = [line for line in proc.stdout.splitlines()
-            if line.startswith('| A: ') or line.startswith('| B: ')]
+        str(residual),
+        str(toy), '--img-size', '64', '--iters', '2', '--warmup', '1',
+        '--num-classes', '3', '--json',
+        str(out)
+    ],
+                    check=True)
+    rows = [
+        line for line in proc.stdout.splitlines()
+        if line.startswith('| A: ') or line.startswith('| B: ')
+    ]
     assert rows[0].startswith(f'| A: {residual} | ')
     assert rows[1].startswith(f'| B: {toy} | ')
     result = json.loads(out.read_text())
@@ -135,8 +144,10 @@ def test_benchmark_detector_times_two_configs_on_one_batch(tmp_path):
 
 
 def train_step_ops(model, x):
+
     def step():
         sum(o.mean() for o in model(x)).backward()
+
     model.train()
     step()  # the first step allocates the gradients
     model.zero_grad(set_to_none=True)
@@ -153,17 +164,34 @@ EXTRA_OPS = {
     # whole backbone (EdgeGradients); one concatenation for the single host
     # read of all stages' weights (fixed wirings read theirs once: the
     # residual one adds no op)
-    'learnable': {'dot': 43, 'stack': 1, 'mul_': 1, 'cat': 1},
+    'learnable': {
+        'dot': 43,
+        'stack': 1,
+        'mul_': 1,
+        'cat': 1
+    },
     # the weighted sums and their recompute in backward (add_, mul); the
     # 12 sources with two or more non-zero out-edges (all but the last of
     # each stage) stack their gradients once and take the gradient they
     # send back and their edge gradients as one mv each; the last source of
     # each stage feeds only the output node: one dot
-    'learnable_uniform': {'add_': 42, 'mul': 24, 'stack': 12 + 1,
-                          'mv': 2 * 12, 'dot': 4, 'mul_': 1, 'cat': 1},
+    'learnable_uniform': {
+        'add_': 42,
+        'mul': 24,
+        'stack': 12 + 1,
+        'mv': 2 * 12,
+        'dot': 4,
+        'mul_': 1,
+        'cat': 1
+    },
     # fixed weights, read to the host once: the sums, and one stack and one
     # mv for the gradient each of the 12 sources sends back
-    'complete': {'add_': 42, 'mul': 24, 'stack': 12, 'mv': 12},
+    'complete': {
+        'add_': 42,
+        'mul': 24,
+        'stack': 12,
+        'mv': 12
+    },
 }
 # On CPU (not stacked) those 12 sources sum the 39 gradients they receive
 # in place instead: a first multiply (8) or, where the first weight is 1
@@ -172,14 +200,25 @@ EXTRA_OPS = {
 UNSTACKED_EXTRA_OPS = {
     'residual': {},
     'learnable': EXTRA_OPS['learnable'],
-    'learnable_uniform': {'add_': 42 + 23, 'mul': 24 + 8, 'add': 4,
-                          'stack': 1, 'dot': 43, 'mul_': 1, 'cat': 1},
-    'complete': {'add_': 42 + 23, 'mul': 24 + 8, 'add': 4},
+    'learnable_uniform': {
+        'add_': 42 + 23,
+        'mul': 24 + 8,
+        'add': 4,
+        'stack': 1,
+        'dot': 43,
+        'mul_': 1,
+        'cat': 1
+    },
+    'complete': {
+        'add_': 42 + 23,
+        'mul': 24 + 8,
+        'add': 4
+    },
 }
 
 
-@pytest.mark.parametrize('stacked', [True, False],
-                         ids=['stacked (GPU)', 'unstacked (CPU)'])
+@pytest.mark.parametrize(
+    'stacked', [True, False], ids=['stacked (GPU)', 'unstacked (CPU)'])
 @pytest.mark.parametrize('name', sorted(EXTRA_OPS))
 def test_op_count_of_a_train_step_is_pinned(name, stacked):
     """The ATen ops one ResNet-50 train step (batch 2, 64x64, forward, a
@@ -197,7 +236,8 @@ def test_op_count_of_a_train_step_is_pinned(name, stacked):
     torch.manual_seed(0)
     stock = train_step_ops(ResNet(depth=50, norm_eval=False), x)
     with stacked_fan_out(stacked):
-        topo = train_step_ops(TopoResNet(depth=50, topology=topology), x)
+        topo = train_step_ops(
+            TopoResNet(depth=50, norm_eval=False, topology=topology), x)
     expected = EXTRA_OPS if stacked else UNSTACKED_EXTRA_OPS
     assert dict(topo - stock) == expected[name]
     assert dict(stock - topo) == {}  # nothing of the stock step goes missing

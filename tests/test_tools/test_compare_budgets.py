@@ -5,10 +5,9 @@ import sys
 
 import torch
 
-from tests.helpers import REPO, run_tool
+from tests.helpers import load_tool, run_tool
 
-sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-import compare_budgets  # noqa: E402
+compare_budgets = load_tool('tools/analysis_tools/compare_budgets.py')
 
 
 def test_run_config_user_options_reach_every_run_before_the_budget():
@@ -23,21 +22,23 @@ def test_run_config_user_options_reach_every_run_before_the_budget():
     # the hook: the task's schedule, the budget's target, the other
     # budget cleared
     assert sorted(options[2:]) == sorted([
-        'custom_hooks.0.target_ratio=None',
-        'custom_hooks.0.target_flops=0.85',
+        'custom_hooks.0.target_ratio=None', 'custom_hooks.0.target_flops=0.85',
         'custom_hooks.0.lambda_=0.01', 'custom_hooks.0.begin=20',
         'custom_hooks.0.lambda_growth=1.03',
-        'custom_hooks.0.flops_input_shape=(3,32,32)'])
+        'custom_hooks.0.flops_input_shape=(3,32,32)'
+    ])
     _, dense = compare_budgets.run_config(spec, 'dense')
     assert 'custom_hooks.0.lambda_=0.0' in dense
     assert 'custom_hooks.0.lambda_growth=None' in dense
 
 
 def test_user_options_on_the_sparsity_hook_are_refused_by_name(tmp_path):
-    result = run_tool(
-        [sys.executable, 'tools/analysis_tools/compare_budgets.py', 'digits',
-         '--work-dir', str(tmp_path), '--cfg-options',
-         'custom_hooks.0.lambda_=0.1', 'train_cfg.max_epochs=2'])
+    result = run_tool([
+        sys.executable, 'tools/analysis_tools/compare_budgets.py', 'digits',
+        '--work-dir',
+        str(tmp_path), '--cfg-options', 'custom_hooks.0.lambda_=0.1',
+        'train_cfg.max_epochs=2'
+    ])
     assert result.returncode == 2
     assert ("--cfg-options ['custom_hooks.0.lambda_=0.1']: the sparsity "
             'hook (custom_hooks.0) is set by each budget') in result.stderr
@@ -52,25 +53,35 @@ def test_diverged_runs_are_counted_and_left_out_of_the_table(tmp_path):
         run = tmp_path / 'runs' / 'digits' / f'dense_seed{seed}'
         log = run / '20260101_000000' / 'vis_data' / 'scalars.json'
         log.parent.mkdir(parents=True)
-        log.write_text('\n'.join(json.dumps(r) for r in [
-            dict(loss=2.0, time=1.0), dict(loss=float('nan'), time=0.5),
-            {'accuracy/top1': 0.0}]))
+        log.write_text('\n'.join(
+            json.dumps(r) for r in [
+                dict(loss=2.0, time=1.0),
+                dict(loss=float('nan'), time=0.5), {
+                    'accuracy/top1': 0.0
+                }
+            ]))
         weights = torch.ones(4, 4)
         weights[0, 1 + seed] = float('nan') if seed else float('inf')
         checkpoint = run / 'epoch_10.pth'
-        torch.save(dict(state_dict={
-            'backbone.layer1.edge_weights': weights,
-            'backbone.layer1.edge_mask': torch.ones(4, 4, dtype=torch.bool)
-        }), checkpoint)
+        torch.save(
+            dict(
+                state_dict={
+                    'backbone.layer1.edge_weights': weights,
+                    'backbone.layer1.edge_mask': torch.ones(
+                        4, 4, dtype=torch.bool)
+                }), checkpoint)
         (run / 'last_checkpoint').write_text(str(checkpoint))
-        assert compare_budgets.non_finite_edges(str(checkpoint)) == [
-            'backbone.layer1.edge_weights']
+        assert compare_budgets.non_finite_edges(
+            str(checkpoint)) == ['backbone.layer1.edge_weights']
     table = tmp_path / 'table.txt'
-    result = run_tool(
-        [sys.executable, 'tools/analysis_tools/compare_budgets.py', 'digits',
-         '--seeds', '0', '1', '--runs', 'dense', '--reuse', '--data',
-         str(data), '--work-dir', str(tmp_path / 'runs'), '--out',
-         str(table)], check=True)
+    result = run_tool([
+        sys.executable, 'tools/analysis_tools/compare_budgets.py', 'digits',
+        '--seeds', '0', '1', '--runs', 'dense', '--reuse', '--data',
+        str(data), '--work-dir',
+        str(tmp_path / 'runs'), '--out',
+        str(table)
+    ],
+                      check=True)
     assert ("dense 1: diverged (non-finite ['backbone.layer1.edge_weights'])"
             in result.stdout)
     header, _, row = table.read_text().splitlines()

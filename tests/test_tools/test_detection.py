@@ -14,20 +14,26 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.toy_coco import make_toy_coco
-from tests.helpers import REPO, check_edge_regularisation, run_tool
+from tests.helpers import (REPO, check_edge_regularisation, repo_configs,
+                           run_tool)
 
-CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py')
-                 if 'cls' not in p.parts and not p.name.startswith('_'))
+CONFIGS = repo_configs('mmdet')
 TOY_FASTER = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
 TOY_MASK = REPO / 'configs/toy/mask_rcnn_topo_r18_fpn_toy.py'
-ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable,
-           OMP_NUM_THREADS='2')
+ENV = dict(
+    os.environ,
+    PYTHONPATH=str(REPO),
+    PYTHON=sys.executable,
+    OMP_NUM_THREADS='2')
 
 
 @pytest.fixture(scope='module')
 def toy_data(tmp_path_factory):
-    return make_toy_coco(tmp_path_factory.mktemp('data') / 'toy_coco',
-                         num_train=200, num_val=50, num_test=50)
+    return make_toy_coco(
+        tmp_path_factory.mktemp('data') / 'toy_coco',
+        num_train=200,
+        num_val=50,
+        num_test=50)
 
 
 def data_options(root, epochs=None, test_split='val'):
@@ -36,16 +42,24 @@ def data_options(root, epochs=None, test_split='val'):
     reproduces the training run's validation exactly; ``'test'`` is the
     configs' own choice, the held-out split."""
     root = f'{root}/'
-    opts = [f'{s}_dataloader.dataset.data_root={root}'
-            for s in ('train', 'val', 'test')]
-    opts += [f'test_dataloader.dataset.ann_file=annotations/{test_split}.json',
-             f'test_dataloader.dataset.data_prefix.img={test_split}/']
-    opts += [f'val_evaluator.ann_file={root}annotations/val.json',
-             f'test_evaluator.ann_file={root}annotations/{test_split}.json']
+    opts = [
+        f'{s}_dataloader.dataset.data_root={root}'
+        for s in ('train', 'val', 'test')
+    ]
+    opts += [
+        f'test_dataloader.dataset.ann_file=annotations/{test_split}.json',
+        f'test_dataloader.dataset.data_prefix.img={test_split}/'
+    ]
+    opts += [
+        f'val_evaluator.ann_file={root}annotations/val.json',
+        f'test_evaluator.ann_file={root}annotations/{test_split}.json'
+    ]
     if epochs:
-        opts += [f'train_cfg.max_epochs={epochs}',
-                 f'train_cfg.val_interval={epochs}',
-                 'param_scheduler.1.milestones=[100]']
+        opts += [
+            f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            'param_scheduler.1.milestones=[100]'
+        ]
     return opts
 
 
@@ -79,8 +93,9 @@ def test_every_detection_config_builds(config):
     cfg = Config.fromfile(str(config))
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
-    assert type(model.backbone).__name__ in (
-        'TopoResNet', 'TopoRegNet', 'TopoMobileNetV2')
+    # a topology backbone, or mmdet's own in a reference or recipe config
+    assert type(model.backbone).__name__ in ('TopoResNet', 'TopoRegNet',
+                                             'TopoMobileNetV2', 'ResNet')
     check_edge_regularisation(cfg, model)
     # the backbone's outputs are what the neck takes, at strides 4 to 32
     model.eval()
@@ -95,8 +110,11 @@ def trained_faster(toy_data, tmp_path_factory):
     """The toy Faster R-CNN trained 4 epochs (200 iterations) with
     tools/train.py; its work dir."""
     work = tmp_path_factory.mktemp('faster')
-    run([sys.executable, 'tools/train.py', str(TOY_FASTER), '--work-dir',
-         str(work), '--cfg-options', *data_options(toy_data, epochs=4)])
+    run([
+        sys.executable, 'tools/train.py',
+        str(TOY_FASTER), '--work-dir',
+        str(work), '--cfg-options', *data_options(toy_data, epochs=4)
+    ])
     return work
 
 
@@ -114,9 +132,13 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
     work = trained_faster
     assert metrics_of(work)['coco/bbox_mAP'] > MAP_FLOOR
     dump = tmp_path / 'predictions.pkl'
-    out = run([sys.executable, 'tools/test.py', str(TOY_FASTER),
-               str(work / 'epoch_4.pth'), '--work-dir', str(tmp_path / 'test'),
-               '--out', str(dump), '--cfg-options', *data_options(toy_data)])
+    out = run([
+        sys.executable, 'tools/test.py',
+        str(TOY_FASTER),
+        str(work / 'epoch_4.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--out',
+        str(dump), '--cfg-options', *data_options(toy_data)
+    ])
     mAP = float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1])
     assert mAP == pytest.approx(metrics_of(work)['coco/bbox_mAP'], abs=1e-3)
     # --out dumps one prediction per validation image
@@ -124,21 +146,28 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
     predictions = load(str(dump))
     gt = json.loads((toy_data / 'annotations/val.json').read_text())
     assert len(predictions) == len(gt['images']) == 50
-    assert {p['img_id'] for p in predictions} == {
-        i['id'] for i in gt['images']}
+    assert {p['img_id']
+            for p in predictions} == {i['id']
+                                      for i in gt['images']}
     assert all(len(p['pred_instances']['bboxes']) > 0 for p in predictions)
 
     # the configs' own test loop scores the held-out split, whose images
     # the model never saw and val did not choose it on: the same floor holds
     held_out = tmp_path / 'held_out.pkl'
-    out = run([sys.executable, 'tools/test.py', str(TOY_FASTER),
-               str(work / 'epoch_4.pth'), '--work-dir',
-               str(tmp_path / 'test_split'), '--out', str(held_out),
-               '--cfg-options', *data_options(toy_data, test_split='test')])
+    out = run([
+        sys.executable, 'tools/test.py',
+        str(TOY_FASTER),
+        str(work / 'epoch_4.pth'), '--work-dir',
+        str(tmp_path / 'test_split'), '--out',
+        str(held_out), '--cfg-options',
+        *data_options(toy_data, test_split='test')
+    ])
     assert float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1]) > MAP_FLOOR
     test_gt = json.loads((toy_data / 'annotations/test.json').read_text())
-    assert {p['img_id'] for p in load(str(held_out))} == {
-        i['id'] for i in test_gt['images']}
+    assert {p['img_id']
+            for p in load(str(held_out))
+            } == {i['id']
+                  for i in test_gt['images']}
     assert len(test_gt['images']) == 50
 
     # inference through mmdet's own API, as the README shows: the same
@@ -146,18 +175,18 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
     # margin, is the mAP floor above; a per-box IoU of one image is not:
     # its worst box measured 0.65 under avx512 and 0.45 under avx2)
     from mmdet.apis import inference_detector, init_detector
-    model = init_detector(str(TOY_FASTER), str(work / 'epoch_4.pth'),
-                          device='cpu')
+    model = init_detector(
+        str(TOY_FASTER), str(work / 'epoch_4.pth'), device='cpu')
     image = gt['images'][0]
     pred = inference_detector(model, str(toy_data / 'val' /
                                          image['file_name'])).pred_instances
     looped = next(p['pred_instances'] for p in predictions
                   if p['img_id'] == image['id'])
     assert len(pred) == len(looped['bboxes']) > 0
-    torch.testing.assert_close(pred.bboxes, looped['bboxes'], rtol=0,
-                               atol=1e-3)
-    torch.testing.assert_close(pred.scores, looped['scores'], rtol=0,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        pred.bboxes, looped['bboxes'], rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        pred.scores, looped['scores'], rtol=0, atol=1e-5)
     assert torch.equal(pred.labels, looped['labels'])
 
 
@@ -168,14 +197,20 @@ def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
     0.738 (avx2); under the first releases' channel mean 0.757 / 0.885
     (seed 0) and 0.754 / 0.857 (seed 1)."""
     work = tmp_path / 'mask'
-    run([sys.executable, 'tools/train.py', str(TOY_MASK), '--work-dir',
-         str(work), '--cfg-options', *data_options(toy_data, epochs=4)])
+    run([
+        sys.executable, 'tools/train.py',
+        str(TOY_MASK), '--work-dir',
+        str(work), '--cfg-options', *data_options(toy_data, epochs=4)
+    ])
     metrics = metrics_of(work)
     assert metrics['coco/bbox_mAP'] > 0.6
     assert metrics['coco/segm_mAP'] > 0.7
 
 
-def stock_config(path, toy_data, backbone: str, neck_channels,
+def stock_config(path,
+                 toy_data,
+                 backbone: str,
+                 neck_channels,
                  extra: str = '') -> str:
     """mmdet's stock Faster R-CNN config with only ``custom_imports`` and
     ``backbone=dict(<backbone>)`` from us, 3 iterations on toy images and
@@ -212,8 +247,11 @@ def test_mmdet_own_train_py_with_custom_imports(toy_data, tmp_path):
     mmdet_train = stock_config(
         cfg, toy_data, "type='TopoResNet', depth=18, "
         "topology=dict(type='learnable')", [64, 128, 256, 512])
-    out = run([sys.executable, mmdet_train, str(cfg), '--work-dir',
-               str(tmp_path / 'work')])
+    out = run([
+        sys.executable, mmdet_train,
+        str(cfg), '--work-dir',
+        str(tmp_path / 'work')
+    ])
     assert 'Epoch(train) [1][3/3]' in out
     ckpt = torch.load(tmp_path / 'work' / 'epoch_1.pth')
     assert 'backbone.layer1.edge_weights' in ckpt['state_dict']
@@ -239,16 +277,17 @@ def test_other_families_in_a_stock_config_train_prune_and_deploy(
     backbone, channels = OTHER_BACKBONES[family]
     cfg = tmp_path / f'stock_{family}.py'
     mmdet_train = stock_config(
-        cfg, toy_data,
+        cfg,
+        toy_data,
         backbone + ", topology=dict(type='learnable', init='uniform')",
-        channels, extra="""
+        channels,
+        extra="""
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.5, interval=1)]
 """)
     work = tmp_path / 'work'
-    out = run([sys.executable, mmdet_train, str(cfg), '--work-dir',
-               str(work)])
+    out = run([sys.executable, mmdet_train, str(cfg), '--work-dir', str(work)])
     assert 'Epoch(train) [1][3/3]' in out and 'topo/active_ratio' in out
     state = torch.load(work / 'epoch_1.pth')['state_dict']
     # lambda 0.5 at lr 0.02 takes 0.01 off every learnable edge a step, far
@@ -259,10 +298,14 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.5, interval=1)]
     learned = [v[0, 1] for v in edges.values() if v.shape != (2, 2)]
     assert fixed and all(w == 1.0 for w in fixed)
     assert learned and all(0.9 < w < 0.99 for w in learned)
-    run([sys.executable, 'tools/model_converters/prune_topology.py',
-         str(cfg), str(work / 'epoch_1.pth'), str(tmp_path / 'deploy')])
-    deployed = Config.fromfile(str(tmp_path / 'deploy' /
-                                   f'stock_{family}_pruned.py'))
+    run([
+        sys.executable, 'tools/model_converters/prune_topology.py',
+        str(cfg),
+        str(work / 'epoch_1.pth'),
+        str(tmp_path / 'deploy')
+    ])
+    deployed = Config.fromfile(
+        str(tmp_path / 'deploy' / f'stock_{family}_pruned.py'))
     assert all(not spec['learnable']
                for spec in deployed.model.backbone.topology)
     assert not deployed.custom_hooks
@@ -270,9 +313,11 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.5, interval=1)]
     trained = MODELS.build(Config.fromfile(str(cfg)).model)
     load_checkpoint(trained, str(work / 'epoch_1.pth'), logger='silent')
     pruned = MODELS.build(deployed.model)
-    load_checkpoint(pruned, str(tmp_path / 'deploy' /
-                                f'stock_{family}_pruned.pth'),
-                    strict=True, logger='silent')
+    load_checkpoint(
+        pruned,
+        str(tmp_path / 'deploy' / f'stock_{family}_pruned.pth'),
+        strict=True,
+        logger='silent')
     trained.eval(), pruned.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -283,10 +328,12 @@ custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.5, interval=1)]
 def test_dist_train_two_cpu_ranks_agree(toy_data, trained_faster, tmp_path):
     work = tmp_path / 'dist'
     cfg = dumping_config(tmp_path, lambda_=1e-3)
-    run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
-         str(work), '--cfg-options', *data_options(toy_data, epochs=1),
-         'train_dataloader.dataset.indices=40',
-         'val_dataloader.dataset.indices=8'])
+    run([
+        'bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
+        str(work), '--cfg-options', *data_options(toy_data, epochs=1),
+        'train_dataloader.dataset.indices=40',
+        'val_dataloader.dataset.indices=8'
+    ])
     w0 = torch.load(work / 'edges_rank0.pth')
     w1 = torch.load(work / 'edges_rank1.pth')
     assert set(w0) == {f'backbone.layer{i}' for i in range(1, 5)}
@@ -295,10 +342,12 @@ def test_dist_train_two_cpu_ranks_agree(toy_data, trained_faster, tmp_path):
         assert torch.equal(w0[key], w1[key]), key
         assert not torch.equal(w0[key], start[key]), key  # they trained
     # two ranks evaluate a trained checkpoint as one process does
-    out = run(['bash', 'tools/dist_test.sh', str(TOY_FASTER),
-               str(trained_faster / 'epoch_4.pth'), '2', '--work-dir',
-               str(tmp_path / 'dist_test'), '--cfg-options',
-               *data_options(toy_data)])
+    out = run([
+        'bash', 'tools/dist_test.sh',
+        str(TOY_FASTER),
+        str(trained_faster / 'epoch_4.pth'), '2', '--work-dir',
+        str(tmp_path / 'dist_test'), '--cfg-options', *data_options(toy_data)
+    ])
     mAP = float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1])
     assert mAP > MAP_FLOOR
     assert mAP == pytest.approx(
@@ -307,10 +356,12 @@ def test_dist_train_two_cpu_ranks_agree(toy_data, trained_faster, tmp_path):
 
 def test_resume_continues_from_the_saved_iteration(toy_data, tmp_path):
     work = tmp_path / 'resume'
-    base = [sys.executable, 'tools/train.py',
-            dumping_config(tmp_path, lambda_=0.5), '--work-dir', str(work),
-            '--cfg-options', *data_options(toy_data),
-            'train_dataloader.dataset.indices=16', 'train_cfg.val_interval=10']
+    base = [
+        sys.executable, 'tools/train.py',
+        dumping_config(tmp_path, lambda_=0.5), '--work-dir',
+        str(work), '--cfg-options', *data_options(toy_data),
+        'train_dataloader.dataset.indices=16', 'train_cfg.val_interval=10'
+    ]
     run(base + ['train_cfg.max_epochs=1'])
     saved = torch.load(work / 'epoch_1.pth')
     out = run(base + ['train_cfg.max_epochs=2', '--resume'])
@@ -334,10 +385,13 @@ def test_resume_continues_from_the_saved_iteration(toy_data, tmp_path):
 ])
 def test_missing_data_fails_early_naming_the_path(toy_data, tmp_path, field,
                                                   path):
-    proc = run_tool(
-        [sys.executable, 'tools/train.py', str(TOY_FASTER), '--work-dir',
-         str(tmp_path), '--cfg-options', *data_options(toy_data),
-         f'{field}={path}'], env=ENV)
+    proc = run_tool([
+        sys.executable, 'tools/train.py',
+        str(TOY_FASTER), '--work-dir',
+        str(tmp_path), '--cfg-options', *data_options(toy_data),
+        f'{field}={path}'
+    ],
+                    env=ENV)
     assert proc.returncode != 0
     assert f"{field}: '{toy_data}/{path}' does not exist" in proc.stderr
 
@@ -356,20 +410,29 @@ def test_pruned_toy_detector_is_the_same_detector(toy_data, trained_faster,
     edited = tmp_path / 'edited.pth'
     torch.save(ckpt, edited)
     out_dir = tmp_path / 'deploy'
-    run([sys.executable, 'tools/model_converters/prune_topology.py',
-         str(TOY_FASTER), str(edited), str(out_dir)])
+    run([
+        sys.executable, 'tools/model_converters/prune_topology.py',
+        str(TOY_FASTER),
+        str(edited),
+        str(out_dir)
+    ])
     pruned_cfg = out_dir / 'faster_rcnn_topo_r18_fpn_toy_pruned.py'
     pruned_ckpt = out_dir / 'faster_rcnn_topo_r18_fpn_toy_pruned.pth'
     kept = torch.load(pruned_ckpt)['state_dict']
-    assert not any(k.startswith(('backbone.layer2.1.', 'backbone.layer3.1.'))
-                   for k in kept)
+    assert not any(
+        k.startswith(('backbone.layer2.1.', 'backbone.layer3.1.'))
+        for k in kept)
 
     # the stock tools evaluate both to the same COCO metric
     maps = []
     for cfg, weights in ((TOY_FASTER, edited), (pruned_cfg, pruned_ckpt)):
-        out = run([sys.executable, 'tools/test.py', str(cfg), str(weights),
-                   '--work-dir', str(tmp_path / f'test{len(maps)}'),
-                   '--cfg-options', *data_options(toy_data)])
+        out = run([
+            sys.executable, 'tools/test.py',
+            str(cfg),
+            str(weights), '--work-dir',
+            str(tmp_path / f'test{len(maps)}'), '--cfg-options',
+            *data_options(toy_data)
+        ])
         maps.append(float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', out)[-1]))
     assert maps[0] == maps[1] and maps[0] > 0.3
 

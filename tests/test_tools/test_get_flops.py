@@ -26,9 +26,10 @@ def table(text):
 
 def test_digits_checkpoint_dense_trained_and_pruned(tmp_path, capsys):
     model = trained_like(tmp_path / 'trained.pth')  # layer2's block 1 dies
-    assert tool().main([str(DIGITS), '--checkpoint',
-                        str(tmp_path / 'trained.pth'), '--shape', '32',
-                        '--threshold', '1e-3']) == 0
+    assert tool().main([
+        str(DIGITS), '--checkpoint',
+        str(tmp_path / 'trained.pth'), '--shape', '32', '--threshold', '1e-3'
+    ]) == 0
     rows = table(capsys.readouterr().out)
     assert list(rows) == ['dense', 'trained', 'pruned']
     x = torch.zeros(1, 3, 32, 32)
@@ -46,8 +47,8 @@ def test_digits_checkpoint_dense_trained_and_pruned(tmp_path, capsys):
     # the removed block's weights go, and the edges become fixed buffers
     block = sum(p.numel() for p in model.backbone.layer2[1].parameters())
     edges = sum(s.edge_weights.numel() for s in model.backbone.stages)
-    assert round(rows['pruned'][0] * 1e6) == round(
-        rows['trained'][0] * 1e6) - block - edges
+    assert round(rows['pruned'][0] *
+                 1e6) == round(rows['trained'][0] * 1e6) - block - edges
     assert rows['pruned'][3] < rows['trained'][3]  # the whole classifier
 
 

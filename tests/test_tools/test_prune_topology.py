@@ -25,8 +25,7 @@ def build(config, checkpoint=None):
     init_default_scope('mmpretrain')
     model = MODELS.build(cfg.model)
     if checkpoint:
-        load_checkpoint(model, str(checkpoint), strict=True,
-                        logger='silent')
+        load_checkpoint(model, str(checkpoint), strict=True, logger='silent')
     return model
 
 
@@ -38,8 +37,8 @@ def trained_like(path):
     model = build(DIGITS)
     with torch.no_grad():
         for stage in model.backbone.stages:
-            stage.edge_weights.add_(torch.rand(stage.edge_weights.shape) *
-                                    stage.edge_mask)
+            stage.edge_weights.add_(
+                torch.rand(stage.edge_weights.shape) * stage.edge_mask)
         model.backbone.layer2.edge_weights[1, 2] = 0.0
         model.backbone.layer3.edge_weights[0, 2] = 1e-4
     torch.save(dict(state_dict=model.state_dict()), path)
@@ -48,8 +47,11 @@ def trained_like(path):
 
 def test_pruned_digits_classifier_is_the_same_function(tmp_path):
     model = trained_like(tmp_path / 'trained.pth')
-    assert tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
-                        str(tmp_path / 'out'), '--threshold', '1e-3']) == 0
+    assert tool().main([
+        str(DIGITS),
+        str(tmp_path / 'trained.pth'),
+        str(tmp_path / 'out'), '--threshold', '1e-3'
+    ]) == 0
     cfg_file = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.py'
     ckpt = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.pth'
     cfg = Config.fromfile(str(cfg_file))
@@ -59,18 +61,20 @@ def test_pruned_digits_classifier_is_the_same_function(tmp_path):
     assert topology[1]['removed'] == [1]
     assert 'EdgeSparsityHook' not in [h['type'] for h in cfg.custom_hooks]
     pruned = build(cfg_file, ckpt)
-    assert not any(k.startswith('backbone.layer2.1.')
-                   for k in torch.load(ckpt)['state_dict'])
-    assert sum(p.numel() for p in pruned.parameters()) < sum(
-        p.numel() for p in model.parameters())
+    assert not any(
+        k.startswith('backbone.layer2.1.')
+        for k in torch.load(ckpt)['state_dict'])
+    assert sum(p.numel()
+               for p in pruned.parameters()) < sum(p.numel()
+                                                   for p in model.parameters())
     with torch.no_grad():  # what the threshold cut
         model.backbone.layer3.edge_weights[0, 2] = 0.0
     model.eval()
     pruned.eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(pruned.backbone(x)[-1],
-                                   model.backbone(x)[-1], rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            pruned.backbone(x)[-1], model.backbone(x)[-1], rtol=0, atol=1e-5)
         torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
 
 
@@ -78,18 +82,31 @@ def test_fails_clearly(tmp_path):
     residual = build(DIGITS_RESIDUAL)
     torch.save(dict(state_dict=residual.state_dict()), tmp_path / 'res.pth')
     with pytest.raises(ValueError, match='has no learnable edges'):
-        tool().main([str(DIGITS_RESIDUAL), str(tmp_path / 'res.pth'),
-                     str(tmp_path / 'out')])
+        tool().main([
+            str(DIGITS_RESIDUAL),
+            str(tmp_path / 'res.pth'),
+            str(tmp_path / 'out')
+        ])
     trained_like(tmp_path / 'trained.pth')
-    with pytest.raises(ValueError, match=r'layer\d: pruning at threshold '
-                       r'100\.0 cuts every path .* thresholds below'):
-        tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
-                     str(tmp_path / 'out'), '--threshold', '100'])
+    with pytest.raises(
+            ValueError,
+            match=r'layer\d: pruning at threshold '
+            r'100\.0 cuts every path .* thresholds below'):
+        tool().main([
+            str(DIGITS),
+            str(tmp_path / 'trained.pth'),
+            str(tmp_path / 'out'), '--threshold', '100'
+        ])
     # the learnable checkpoint against the residual config: graph mismatch
-    with pytest.raises(ValueError, match="checkpoint graph does not fit the "
-                       "model at 'backbone.layer1.edge_mask'"):
-        tool().main([str(DIGITS_RESIDUAL), str(tmp_path / 'trained.pth'),
-                     str(tmp_path / 'out')])
+    with pytest.raises(
+            ValueError,
+            match="checkpoint graph does not fit the "
+            "model at 'backbone.layer1.edge_mask'"):
+        tool().main([
+            str(DIGITS_RESIDUAL),
+            str(tmp_path / 'trained.pth'),
+            str(tmp_path / 'out')
+        ])
 
 
 def test_load_from_the_learned_checkpoint_into_the_pruned_config(tmp_path):
@@ -99,15 +116,18 @@ def test_load_from_the_learned_checkpoint_into_the_pruned_config(tmp_path):
     pruned checkpoint's weights, the dropped blocks' ones left out."""
     from mmengine.runner import load_checkpoint
     trained_like(tmp_path / 'trained.pth')
-    tool().main([str(DIGITS), str(tmp_path / 'trained.pth'),
-                 str(tmp_path / 'out'), '--threshold', '1e-3'])
+    tool().main([
+        str(DIGITS),
+        str(tmp_path / 'trained.pth'),
+        str(tmp_path / 'out'), '--threshold', '1e-3'
+    ])
     cfg_file = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.py'
     cfg = Config.fromfile(str(cfg_file))
     cfg.model.backbone.graph_mismatch = 'adapt'
     cfg.dump(str(tmp_path / 'finetune.py'))
     model = build(tmp_path / 'finetune.py')
-    load_checkpoint(model, str(tmp_path / 'trained.pth'), strict=False,
-                    logger='silent')
+    load_checkpoint(
+        model, str(tmp_path / 'trained.pth'), strict=False, logger='silent')
     pruned = torch.load(tmp_path / 'out' /
                         'topo_resnet18_cifar_digits_pruned.pth')['state_dict']
     state = model.state_dict()
@@ -116,10 +136,12 @@ def test_load_from_the_learned_checkpoint_into_the_pruned_config(tmp_path):
         assert torch.equal(state[key], value), key
 
 
-@pytest.mark.parametrize('config,stage,block', [
-    ('configs/cls/topo_mobilenet-v2_8xb32_in1k.py', 'layer4', 2),
-    ('configs/cls/topo_regnetx-3.2gf_8xb64_in1k.py', 'layer3', 5),
-], ids=['mobilenet_v2', 'regnetx-3.2gf'])
+@pytest.mark.parametrize(
+    'config,stage,block', [
+        ('configs/cls/topo_mobilenet-v2_8xb32_in1k.py', 'layer4', 2),
+        ('configs/cls/topo_regnetx-3.2gf_8xb64_in1k.py', 'layer3', 5),
+    ],
+    ids=['mobilenet_v2', 'regnetx-3.2gf'])
 def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
                                                    block):
     """The ImageNet configs of TopoMobileNetV2 and TopoRegNet: a learned
@@ -130,18 +152,22 @@ def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
     with torch.no_grad():
         for s in model.backbone.stages:
             if s.learnable:
-                s.edge_weights.add_(torch.rand(s.edge_weights.shape) *
-                                    s.edge_mask)
+                s.edge_weights.add_(
+                    torch.rand(s.edge_weights.shape) * s.edge_mask)
         getattr(model.backbone, stage).edge_weights[:, block] = 0.0
     torch.save(dict(state_dict=model.state_dict()), tmp_path / 'learned.pth')
-    assert tool().main([str(REPO / config), str(tmp_path / 'learned.pth'),
-                        str(tmp_path / 'out')]) == 0
+    assert tool().main([
+        str(REPO / config),
+        str(tmp_path / 'learned.pth'),
+        str(tmp_path / 'out')
+    ]) == 0
     stem = (tmp_path / 'out' / Path(config).stem).as_posix() + '_pruned'
     pruned = build(stem + '.py', stem + '.pth')
     index = model.backbone.stage_names.index(stage)
     assert pruned.backbone.stages[index].removed == (block, )
-    assert not any(k.startswith(f'backbone.{stage}.{block}.')
-                   for k in pruned.state_dict())
+    assert not any(
+        k.startswith(f'backbone.{stage}.{block}.')
+        for k in pruned.state_dict())
     model.eval()
     pruned.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -149,9 +175,11 @@ def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
         torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize('config', [
-    'configs/cls/topo_resnet18_cifar_digits_dynamic.py',
-    'configs/cls/topo_mobilenet-v2_8xb32_in1k.py'],
+@pytest.mark.parametrize(
+    'config', [
+        'configs/cls/topo_resnet18_cifar_digits_dynamic.py',
+        'configs/cls/topo_mobilenet-v2_8xb32_in1k.py'
+    ],
     ids=['digits_dynamic', 'mobilenet_v2_dynamic'])
 def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
     """A dynamic model (routers with varying gates) whose layer2 loses
@@ -170,9 +198,11 @@ def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
                 router.gate.weight.normal_(0, 0.5)
         model.backbone.layer2.edge_weights[0, 2] = 0.0
     torch.save(dict(state_dict=model.state_dict()), tmp_path / 'learned.pth')
-    assert tool().main([str(tmp_path / 'dynamic.py'),
-                        str(tmp_path / 'learned.pth'),
-                        str(tmp_path / 'out')]) == 0
+    assert tool().main([
+        str(tmp_path / 'dynamic.py'),
+        str(tmp_path / 'learned.pth'),
+        str(tmp_path / 'out')
+    ]) == 0
     stem = (tmp_path / 'out' / 'dynamic_pruned').as_posix()
     spec = Config.fromfile(stem + '.py').model.backbone.topology[1]
     assert spec['router'] == dict(type='EdgeRouter') and spec['routed']
@@ -181,8 +211,9 @@ def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
     ours = pruned.backbone.layer2.routers['2']
     theirs = model.backbone.layer2.routers['2']
     assert ours.num_inputs == theirs.num_inputs - 1
-    assert sum(p.numel() for p in pruned.parameters()) < sum(
-        p.numel() for p in model.parameters())
+    assert sum(p.numel()
+               for p in pruned.parameters()) < sum(p.numel()
+                                                   for p in model.parameters())
     model.eval()
     pruned.eval()
     x = torch.randn(2, 3, 32, 32) if 'digits' in config else \

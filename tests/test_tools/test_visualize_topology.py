@@ -38,11 +38,10 @@ def test_draws_a_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_of_another_graph_is_refused(tmp_path):
-    ckpt = checkpoint_of(DIGITS, tmp_path / 'other.pth',
-                         topology=dict(type='residual'))
+    ckpt = checkpoint_of(
+        DIGITS, tmp_path / 'other.pth', topology=dict(type='residual'))
     with pytest.raises(ValueError, match='checkpoint graph does not fit'):
-        tool().main([str(DIGITS), str(ckpt), '--out',
-                     str(tmp_path / 'x.png')])
+        tool().main([str(DIGITS), str(ckpt), '--out', str(tmp_path / 'x.png')])
 
 
 DIGITS_DYNAMIC = REPO / 'configs/cls/topo_resnet18_cifar_digits_dynamic.py'
@@ -73,18 +72,20 @@ def test_gates_over_a_data_set(tmp_path, capsys):
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     out = tmp_path / 'gates.png'
     assert tool().main([
-        str(DIGITS_DYNAMIC), str(ckpt), '--gates', '--max-images', '20',
-        '--out', str(out), '--cfg-options',
-        f'val_dataloader.dataset.data_root={data}',
+        str(DIGITS_DYNAMIC),
+        str(ckpt), '--gates', '--max-images', '20', '--out',
+        str(out), '--cfg-options', f'val_dataloader.dataset.data_root={data}',
         'val_dataloader.batch_size=8', 'model.backbone.topology.init=uniform'
     ]) == 0
     lines = capsys.readouterr().out.splitlines()
     edges = [line for line in lines if '->' in line]
     # ResNet-18: each stage's node 2 (the output) has a router over 0 and 1
-    assert [line.split(':')[0] for line in edges] == [
-        f'layer{k} {i}->2' for k in range(1, 5) for i in (0, 1)]
-    spreads = [float(line.split('± ')[1].split(',')[0]) for line in edges
-               if 'layer2 0->2' not in line]
+    assert [line.split(':')[0] for line in edges
+            ] == [f'layer{k} {i}->2' for k in range(1, 5) for i in (0, 1)]
+    spreads = [
+        float(line.split('± ')[1].split(',')[0]) for line in edges
+        if 'layer2 0->2' not in line
+    ]
     assert min(spreads) > 0  # per-image gates, not one static value
     assert 'weight 0.000' in [e for e in edges if 'layer2 0->2' in e][0]
     with Image.open(out) as image:
@@ -96,5 +97,8 @@ def test_gates_over_a_data_set(tmp_path, capsys):
 def test_gates_of_a_static_backbone_are_refused(tmp_path):
     ckpt = checkpoint_of(DIGITS, tmp_path / 'digits.pth')
     with pytest.raises(ValueError, match='no routers'):
-        tool().main([str(DIGITS), str(ckpt), '--gates', '--out',
-                     str(tmp_path / 'x.png')])
+        tool().main([
+            str(DIGITS),
+            str(ckpt), '--gates', '--out',
+            str(tmp_path / 'x.png')
+        ])

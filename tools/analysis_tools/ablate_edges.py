@@ -17,162 +17,152 @@ chosen). Each run goes through the library's own ``tools/train.py`` and
 Not part of ``make test``: a 10-epoch run takes about 3 minutes here.
 """
 import argparse
-import json
-import os
 import re
-import subprocess
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import dataclass
-from statistics import mean, pstdev
 from typing import Optional
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_stability import (CIFAR, edge_range, edge_summary,  # noqa: E402
-                             library_train_py)
+from mmengine.config import Config
 
-from mmtopo.datasets import ensure_dataset  # noqa: E402
-from mmtopo.utils.tables import print_table  # noqa: E402
+from mmtopo.datasets import ensure_dataset
+from mmtopo.experiments import (mean_std, per_seed, print_table, test_metrics,
+                                train_run)
+from mmtopo.experiments.checkpoints import edge_range, edge_summary
+from mmtopo.experiments.runs import REPO, library_train_py
 
-STOCK = "type='ResNet_CIFAR'"
-LEARNABLE = "type='TopoResNetCIFAR', topology=dict(type='learnable')"
-LEARNABLE_UNIFORM = ("type='TopoResNetCIFAR', "
-                     "topology=dict(type='learnable', init='uniform')")
-NO_EDGE_DECAY = """
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-"""
-HOOK = """
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_={lambda_},
-                     interval=10)]
-"""
+RECIPE = REPO / 'configs' / 'stability' / 'resnet18_8xb16_digits.py'
+STOCK = dict(type='ResNet_CIFAR')
 # 16 base channels, as configs/cls/topo_resnet18_cifar_digits.py: the
 # recipe's 64 cost about 0.9 s an iteration on one core
-NARROW_BACKBONE = ', base_channels=16'
-NARROW_HEAD = ', head=dict(in_channels=128)'
-TEST_SPLIT = """
-test_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
-                 data_prefix='test', pipeline=test_pipeline))
-"""
+NARROW = dict(base_channels=16)
+
 
 @dataclass
 class Row:
-    """One ablation: the backbone, its extra arguments, the hook's lambda
-    (None: no hook) and whether the edges are exempt from weight decay."""
-    backbone: str = LEARNABLE
-    args: str = ''
+    """One ablation: the backbone's type and extra arguments, the hook's
+    lambda (None: no hook) and whether the edges are exempt from weight
+    decay."""
+    backbone: dict = field(default_factory=lambda: dict(
+        type='TopoResNetCIFAR', topology=dict(type='learnable')))
     lambda_: Optional[float] = 1e-2
     exempt_edges: bool = True
 
 
-SUM = ", edge_grad='sum'"
+def learnable(init: str = 'residual', **args) -> dict:
+    return dict(
+        type='TopoResNetCIFAR',
+        topology=dict(type='learnable', init=init),
+        **args)
+
+
+SUM = dict(edge_grad='sum')
 ROWS = {
-    'stock': Row(STOCK, lambda_=None, exempt_edges=False),
-    "learnable (defaults: edge_grad='rms')": Row(),
-    "learnable, edge_grad='sum'": Row(args=SUM),
-    "learnable, edge_grad='sum', lambda 0": Row(args=SUM, lambda_=None),
-    "learnable, edge_grad='sum', weight decay on edges": Row(
-        args=SUM, exempt_edges=False),
-    "learnable, edge_grad='sum', init='uniform'": Row(
-        LEARNABLE_UNIFORM, args=SUM),
-    "learnable, edge_grad='mean'": Row(args=", edge_grad='mean'"),
-    'learnable, lambda 1e-3': Row(lambda_=1e-3),
-    "learnable, init='uniform'": Row(LEARNABLE_UNIFORM),
+    'stock':
+    Row(STOCK, lambda_=None, exempt_edges=False),
+    "learnable (defaults: edge_grad='rms')":
+    Row(),
+    "learnable, edge_grad='sum'":
+    Row(learnable(**SUM)),
+    "learnable, edge_grad='sum', lambda 0":
+    Row(learnable(**SUM), lambda_=None),
+    "learnable, edge_grad='sum', weight decay on edges":
+    Row(learnable(**SUM), exempt_edges=False),
+    "learnable, edge_grad='sum', init='uniform'":
+    Row(learnable('uniform', **SUM)),
+    "learnable, edge_grad='mean'":
+    Row(learnable(edge_grad='mean')),
+    'learnable, lambda 1e-3':
+    Row(lambda_=1e-3),
+    "learnable, init='uniform'":
+    Row(learnable('uniform')),
 }
 
 
-def schedule(epochs: int) -> str:
-    """The recipe's MultiStepLR at [100, 150] of 200 epochs, scaled."""
-    milestones = [round(epochs / 2), round(epochs * 3 / 4)]
-    return (f'param_scheduler = dict(type=\'MultiStepLR\', by_epoch=True, '
-            f'milestones={milestones}, gamma=0.1)\n')
-
-
-def config_text(row: str, seed: int, data: Path, epochs: int) -> str:
+def run_config(row: str, seed: int, data: Path, epochs: int) -> Config:
+    """The recipe with the row's backbone at 16 channels, its
+    MultiStepLR at [100, 150] of 200 epochs scaled to ``epochs``, the
+    row's hook and edge settings, and a test loader on the held-out
+    split."""
     spec = ROWS[row]
-    backbone = spec.backbone + spec.args + NARROW_BACKBONE
-    extra = schedule(epochs)
+    root = str(Path(data).resolve())
+    cfg = Config.fromfile(str(RECIPE))
+    cfg.merge_from_dict(
+        dict(
+            model=dict(
+                backbone=dict(spec.backbone, **NARROW),
+                head=dict(in_channels=128)),
+            randomness=dict(seed=seed),
+            train_cfg=dict(max_epochs=epochs, val_interval=epochs),
+            default_hooks=dict(checkpoint=dict(interval=epochs)),
+            param_scheduler=dict(
+                type='MultiStepLR',
+                by_epoch=True,
+                gamma=0.1,
+                milestones=[round(epochs / 2),
+                            round(epochs * 3 / 4)]),
+            train_dataloader=dict(dataset=dict(data_root=root)),
+            val_dataloader=dict(dataset=dict(data_root=root)),
+            test_dataloader=dict(
+                batch_size=16,
+                dataset=dict(data_root=root, data_prefix='test'))))
     if spec.exempt_edges:
-        extra += NO_EDGE_DECAY
+        cfg.merge_from_dict(
+            dict(
+                optim_wrapper=dict(
+                    paramwise_cfg=dict(
+                        custom_keys={'edge_weights': dict(decay_mult=0.)}))))
     if spec.lambda_ is not None:
-        extra += HOOK.format(lambda_=spec.lambda_)
-    extra += TEST_SPLIT.format(data=os.path.abspath(data))
-    return CIFAR.format(backbone=f'dict({backbone})', seed=seed,
-                        epochs=epochs, data=os.path.abspath(data), extra=extra,
-                        heads=NARROW_HEAD)
-
-
-def last_metric(work_dir: Path, key: str):
-    logs = sorted(work_dir.glob('*/vis_data/scalars.json'))
-    if not logs:
-        return None
-    rows = [json.loads(line) for line in logs[-1].read_text().split('\n')
-            if line.strip()]
-    values = [r[key] for r in rows if key in r]
-    return values[-1] if values else None
+        cfg.custom_hooks = [
+            dict(type='EdgeSparsityHook', lambda_=spec.lambda_, interval=10)
+        ]
+    return cfg
 
 
 def run_one(row: str, seed: int, data: Path, epochs: int,
             work_dir: Path) -> dict:
+    """Train and test one row and seed through mmpretrain's own tools."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / 'config.py'
-    config.write_text(config_text(row, seed, data, epochs))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run_config(row, seed, data, epochs).dump(str(config))
     train_py = library_train_py('mmpretrain')
-    proc = subprocess.run([sys.executable, str(train_py), str(config),
-                           '--work-dir', str(work_dir)],
-                          cwd=REPO, capture_output=True, text=True, env=env)
-    (work_dir / 'train_output.log').write_text(proc.stdout + proc.stderr)
-    val = last_metric(work_dir, 'accuracy/top1')
+    run = train_run(str(config), work_dir, train_py=train_py, check=False)
     ckpt = work_dir / f'epoch_{epochs}.pth'
     test = None
-    if proc.returncode == 0 and ckpt.exists():
-        test_dir = work_dir / 'test'
-        tproc = subprocess.run(
-            [sys.executable, str(train_py.with_name('test.py')), str(config),
-             str(ckpt), '--work-dir', str(test_dir)],
-            cwd=REPO, capture_output=True, text=True, env=env)
-        (work_dir / 'test_output.log').write_text(tproc.stdout +
-                                                  tproc.stderr)
-        test = last_metric(test_dir, 'accuracy/top1')
-        if test is None:  # test.py logs its metrics, not scalars.json
-            for line in reversed(tproc.stdout.splitlines()):
-                if 'accuracy/top1:' in line:
-                    test = float(line.split('accuracy/top1:')[1].split()[0])
-                    break
+    if run.returncode == 0 and ckpt.exists():
+        test = test_metrics(
+            str(config),
+            str(ckpt),
+            work_dir / 'test',
+            test_py=train_py.with_name('test.py'))['accuracy/top1']
     edges = edge_range(work_dir) if row != 'stock' else None
-    return dict(returncode=proc.returncode, val=val, test=test, edges=edges)
-
-
-def stats(values) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return '-'
-    return f'{mean(values):.2f} ± {pstdev(values):.2f}'
-
-
-def per_seed(values) -> str:
-    return ', '.join('-' if v is None else f'{v:.1f}' for v in values)
+    return dict(
+        returncode=run.returncode,
+        val=run.last('accuracy/top1'),
+        test=test,
+        edges=edges)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
-    parser.add_argument('--rows', nargs='+', default=list(ROWS),
-                        choices=list(ROWS), metavar='ROW')
+    parser.add_argument(
+        '--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        '--rows',
+        nargs='+',
+        default=list(ROWS),
+        choices=list(ROWS),
+        metavar='ROW')
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--data', default='data/digits_3way')
     parser.add_argument('--work-dir', default='work_dirs/ablate')
     parser.add_argument('--out', help='also write the table to this file')
     args = parser.parse_args()
     data = ensure_dataset('digits_3way', args.data)
-    lines = [f'| row | val top-1 ({len(args.seeds)} seeds) | test top-1 | '
-             'test per seed | failed | learned edges: range, active |',
-             '| --- ' * 6 + '|']
+    lines = [
+        f'| row | val top-1 ({len(args.seeds)} seeds) | test top-1 | '
+        'test per seed | failed | learned edges: range, active |',
+        '| --- ' * 6 + '|'
+    ]
     for row in args.rows:
         runs = []
         for seed in args.seeds:
@@ -181,11 +171,11 @@ def main():
             runs.append(run_one(row, seed, data, args.epochs, out))
             print(row, seed, runs[-1], flush=True)
         failed = sum(r['returncode'] != 0 or r['test'] is None for r in runs)
-        lines.append(
-            f'| {row} | {stats(r["val"] for r in runs)} | '
-            f'{stats(r["test"] for r in runs)} | '
-            f'{per_seed(r["test"] for r in runs)} | '
-            f'{failed} / {len(runs)} | {edge_summary(runs, digits=2)} |')
+        edges = edge_summary([r['edges'] for r in runs], digits=2)
+        lines.append(f'| {row} | {mean_std((r["val"] for r in runs), 2)} | '
+                     f'{mean_std((r["test"] for r in runs), 2)} | '
+                     f'{per_seed([r["test"] for r in runs], 1)} | '
+                     f'{failed} / {len(runs)} | {edges} |')
     print_table(lines, args.out)
 
 

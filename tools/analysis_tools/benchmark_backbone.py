@@ -68,12 +68,10 @@ TOPOLOGIES = dict(
     random=dict(type='random', graph='ws', k=2, p=0.5, seed=0),
 )
 
-
 # --fan-out: the path FanOut's backward takes (stacked_fan_out's argument)
 FAN_OUT = dict(device=None, stacked=True, unstacked=False)
-FAN_OUT_NAMES = dict(device='stacked off the CPU', stacked='stacked',
-                     unstacked='not stacked')
-
+FAN_OUT_NAMES = dict(
+    device='stacked off the CPU', stacked='stacked', unstacked='not stacked')
 
 # family: (stock class, topology class, its arguments from the options)
 FAMILIES = dict(
@@ -85,16 +83,19 @@ FAMILIES = dict(
 
 def build(name: str, args) -> torch.nn.Module:
     """``'stock'``: the mmdet backbone; else its topology class wired as
-    ``TOPOLOGIES[name]``."""
+    ``TOPOLOGIES[name]``. Both train their norm layers (``norm_eval=False``,
+    as from scratch), so a train step is the same work but the wiring."""
     stock, topo, kwargs = FAMILIES[args.backbone]
     if name == 'stock':
         return stock(norm_eval=False, **kwargs(args))
-    return topo(topology=TOPOLOGIES[name], **kwargs(args))
+    return topo(topology=TOPOLOGIES[name], norm_eval=False, **kwargs(args))
 
 
 def describe_backbone(args) -> str:
-    return dict(resnet=f'ResNet-{args.depth}', regnet=f'RegNet {args.arch}',
-                mobilenet_v2='MobileNetV2')[args.backbone]
+    return dict(
+        resnet=f'ResNet-{args.depth}',
+        regnet=f'RegNet {args.arch}',
+        mobilenet_v2='MobileNetV2')[args.backbone]
 
 
 class BenchModel:
@@ -106,8 +107,8 @@ class BenchModel:
         self.model = build(name, args).to(args.device)
         if args.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = (torch.compile(self.model) if args.compile else
-                        self.model)
+        self.forward = (
+            torch.compile(self.model) if args.compile else self.model)
         self.device, self.amp = args.device, args.amp
 
     def train_step(self, x: torch.Tensor) -> None:
@@ -124,8 +125,8 @@ class BenchModel:
 
 
 def make_input(args) -> torch.Tensor:
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size,
-                    device=args.device)
+    x = torch.randn(
+        args.batch_size, 3, args.img_size, args.img_size, device=args.device)
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
     return x
@@ -162,16 +163,21 @@ def peak_memory(name: str, args) -> int:
     if args.device == 'cuda':
         return peak_memory_here(name, args)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    argv = ['--backbone', args.backbone, '--depth', str(args.depth),
-            '--arch', args.arch, '--batch-size', str(args.batch_size),
-            '--img-size', str(args.img_size), '--memory-of', name]
+    argv = [
+        '--backbone', args.backbone, '--depth',
+        str(args.depth), '--arch', args.arch, '--batch-size',
+        str(args.batch_size), '--img-size',
+        str(args.img_size), '--memory-of', name
+    ]
     argv += ['--compile'] * args.compile
     argv += ['--channels-last'] * args.channels_last
     argv += ['--amp', args.amp] if args.amp else []
     argv += ['--threads', str(args.threads)] if args.threads else []
     argv += ['--fan-out', args.fan_out]
     out = subprocess.run([sys.executable, __file__, *argv],
-                         capture_output=True, text=True, env=env)
+                         capture_output=True,
+                         text=True,
+                         env=env)
     if out.returncode != 0:
         raise RuntimeError(f'memory run of {name} failed:\n{out.stderr}')
     return json.loads(out.stdout.strip().splitlines()[-1])['peak']
@@ -187,23 +193,30 @@ def describe_setup(args) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--backbone', default='resnet',
-                        choices=sorted(FAMILIES))
-    parser.add_argument('--depth', type=int, default=50,
-                        help='of a ResNet')
-    parser.add_argument('--arch', default='regnetx_3.2gf',
-                        choices=sorted(RegNet.arch_settings),
-                        help='of a RegNet')
-    parser.add_argument('--topology', nargs='+', default=['learnable'],
-                        choices=sorted(TOPOLOGIES))
+    parser.add_argument(
+        '--backbone', default='resnet', choices=sorted(FAMILIES))
+    parser.add_argument('--depth', type=int, default=50, help='of a ResNet')
+    parser.add_argument(
+        '--arch',
+        default='regnetx_3.2gf',
+        choices=sorted(RegNet.arch_settings),
+        help='of a RegNet')
+    parser.add_argument(
+        '--topology',
+        nargs='+',
+        default=['learnable'],
+        choices=sorted(TOPOLOGIES))
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
     add_timing_args(parser)
-    parser.add_argument('--fan-out', default='device', choices=sorted(FAN_OUT),
-                        help="the fan-outs' backward path: by device "
-                        '(stacked off the CPU), or the one given everywhere')
-    parser.add_argument('--no-memory', action='store_true',
-                        help='skip the peak-memory runs')
+    parser.add_argument(
+        '--fan-out',
+        default='device',
+        choices=sorted(FAN_OUT),
+        help="the fan-outs' backward path: by device "
+        '(stacked off the CPU), or the one given everywhere')
+    parser.add_argument(
+        '--no-memory', action='store_true', help='skip the peak-memory runs')
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     check_timing_args(parser, args)
@@ -245,8 +258,10 @@ def run(args):
         print(json.dumps(dict(peak=peak_memory_here(args.memory_of, args))))
         return
     names = ['stock', *args.topology]
-    peaks = {n: None if args.no_memory else peak_memory(n, args)
-             for n in names}
+    peaks = {
+        n: None if args.no_memory else peak_memory(n, args)
+        for n in names
+    }
     runners = {name: BenchModel(name, args) for name in names}
     x = make_input(args)
     steps = {}
@@ -256,11 +271,16 @@ def run(args):
     times = interleaved_times(steps, args.iters, args.warmup, args.device)
     # by device, ops are counted on the GPU's path: they stand for launches
     with stacked_fan_out(args.fan_out != 'unstacked'):
-        ops = {name: None if args.compile else sum(count_ops(
-            lambda r=r: r.train_step(x)).values())
-            for name, r in runners.items()}
-    host = {name: host_time(r, x, args.iters) if args.device == 'cuda' else
-            None for name, r in runners.items()}
+        ops = {
+            name:
+            None if args.compile else sum(
+                count_ops(lambda r=r: r.train_step(x)).values())
+            for name, r in runners.items()
+        }
+    host = {
+        name: host_time(r, x, args.iters) if args.device == 'cuda' else None
+        for name, r in runners.items()
+    }
     flops_x = torch.randn(1, 3, args.img_size, args.img_size)
     results = {}
     for name in names:
@@ -268,18 +288,20 @@ def run(args):
         results[name] = dict(
             train=ratio_stats(times[name, 'train'], times['stock', 'train']),
             infer=ratio_stats(times[name, 'infer'], times['stock', 'infer']),
-            peak_mem=peaks[name], ops=ops[name], host=host[name],
+            peak_mem=peaks[name],
+            ops=ops[name],
+            host=host[name],
             params=parameter_count(cpu_model)[''],
             flops=count_flops(cpu_model, (flops_x, )))
     base = results['stock']
     for r in results.values():
         r['params_ratio'] = r['params'] / base['params']
         r['flops_ratio'] = r['flops'] / base['flops']
-        r['mem_ratio'] = (None if r['peak_mem'] is None else
-                          r['peak_mem'] / base['peak_mem'])
+        r['mem_ratio'] = (None if r['peak_mem'] is None else r['peak_mem'] /
+                          base['peak_mem'])
         r['ops_ratio'] = None if r['ops'] is None else r['ops'] / base['ops']
-        r['host_ratio'] = (None if r['host'] is None else
-                           r['host'] / base['host'])
+        r['host_ratio'] = (None if r['host'] is None else r['host'] /
+                           base['host'])
     print(describe_setup(args))
     print(f'ratios against mmdet {describe_backbone(args)}: median over '
           'rounds (25th-75th percentile); memory: ' +
@@ -294,8 +316,13 @@ def run(args):
         print(format_row(name, r))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(setup=describe_setup(args), args=vars(args),
-                           results=results), f, indent=2)
+            json.dump(
+                dict(
+                    setup=describe_setup(args),
+                    args=vars(args),
+                    results=results),
+                f,
+                indent=2)
 
 
 if __name__ == '__main__':

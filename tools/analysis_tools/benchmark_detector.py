@@ -39,8 +39,7 @@ class Detector:
 
     def __init__(self, config: str, args):
         # 'mmdet::faster_rcnn/...' names a stock config, as in _base_
-        cfg = get_config(config) if '::' in config else Config.fromfile(
-            config)
+        cfg = get_config(config) if '::' in config else Config.fromfile(config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         torch.manual_seed(0)
@@ -64,11 +63,12 @@ class Detector:
 
 
 def synthetic_batch(args) -> dict:
-    data = demo_mm_inputs(batch_size=args.batch_size,
-                          image_shapes=(3, args.img_size, args.img_size),
-                          num_items=[args.boxes] * args.batch_size,
-                          num_classes=args.num_classes,
-                          device=args.device)
+    data = demo_mm_inputs(
+        batch_size=args.batch_size,
+        image_shapes=(3, args.img_size, args.img_size),
+        num_items=[args.boxes] * args.batch_size,
+        num_classes=args.num_classes,
+        device=args.device)
     return data
 
 
@@ -78,12 +78,15 @@ def parse_args(argv=None):
     parser.add_argument('config_b', help='the config compared with it')
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-size', type=int, default=320)
-    parser.add_argument('--boxes', type=int, default=5,
-                        help='ground-truth boxes per image')
+    parser.add_argument(
+        '--boxes', type=int, default=5, help='ground-truth boxes per image')
     parser.add_argument('--num-classes', type=int, default=80)
     add_timing_args(parser)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of both configs')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of both configs')
     args = parser.parse_args(argv)
     check_timing_args(parser, args)
     return args
@@ -92,8 +95,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    detectors = dict(a=Detector(args.config_a, args),
-                     b=Detector(args.config_b, args))
+    detectors = dict(
+        a=Detector(args.config_a, args), b=Detector(args.config_b, args))
     data = synthetic_batch(args)
     steps = {key: (lambda d=d: d.step(data)) for key, d in detectors.items()}
     times = interleaved_times(steps, args.iters, args.warmup, args.device)
@@ -108,8 +111,8 @@ def main(argv=None):
         print(f'| {key.upper()}: {d.name} | {format_time(stats[key])} |')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args),
-                           a=stats['a'], b=stats['b']), f, indent=2)
+            json.dump(
+                dict(args=vars(args), a=stats['a'], b=stats['b']), f, indent=2)
 
 
 if __name__ == '__main__':

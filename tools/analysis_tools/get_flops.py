@@ -25,8 +25,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules and the aggregation's FLOPs)
-from mmtopo.utils.complexity import count_flops, densified
 from mmtopo.models import topology_backbone
+from mmtopo.utils.complexity import count_flops, densified
 from mmtopo.utils.pruning import prune_model
 
 
@@ -39,9 +39,13 @@ def blank_inputs(model, shape) -> tuple:
     inputs = torch.zeros(1, 3, ph, pw)
     if model.__module__.startswith('mmdet'):
         from mmdet.structures import DetDataSample
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), pad_shape=(ph, pw),
-            batch_input_shape=(ph, pw), scale_factor=(1.0, 1.0)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(ph, pw),
+                batch_input_shape=(ph, pw),
+                scale_factor=(1.0, 1.0)))
         return inputs, [sample]
     return inputs, None
 
@@ -72,17 +76,19 @@ def measure(model, shape) -> Dict[str, float]:
 
 def report(rows: Dict[str, Dict[str, float]], shape) -> str:
     dense = rows['dense']
-    lines = [f'Input shape: (3, {shape[0]}, {shape[1]}); FLOPs are '
-             'multiply-adds, aggregation included; ratios against dense.',
-             f'{"network":<9s} {"backbone params":>20s} '
-             f'{"backbone FLOPs":>20s} {"model params":>20s} '
-             f'{"model FLOPs":>20s}']
+    lines = [
+        f'Input shape: (3, {shape[0]}, {shape[1]}); FLOPs are '
+        'multiply-adds, aggregation included; ratios against dense.',
+        f'{"network":<9s} {"backbone params":>20s} '
+        f'{"backbone FLOPs":>20s} {"model params":>20s} '
+        f'{"model FLOPs":>20s}'
+    ]
     for name, row in rows.items():
         cells = []
-        for key, unit, scale in (('backbone_params', 'M', 1e6),
-                                 ('backbone_flops', 'G', 1e9),
-                                 ('model_params', 'M', 1e6),
-                                 ('model_flops', 'G', 1e9)):
+        for key, unit, scale in (('backbone_params', 'M',
+                                  1e6), ('backbone_flops', 'G', 1e9),
+                                 ('model_params', 'M', 1e6), ('model_flops',
+                                                              'G', 1e9)):
             cell = (f'{row[key] / scale:.6f}{unit} '
                     f'({row[key] / dense[key]:.3f}x)')
             cells.append(f'{cell:>20s}')
@@ -94,13 +100,23 @@ def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config of a topology model')
     parser.add_argument('--checkpoint', help='trained checkpoint (optional)')
-    parser.add_argument('--shape', type=int, nargs='+', default=[224, 224],
-                        help='input height and width (one value: square)')
-    parser.add_argument('--threshold', type=float, default=0.0,
-                        help='prune edges with |w| <= this (default: exact '
-                        'zeros only)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[224, 224],
+        help='input height and width (one value: square)')
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        default=0.0,
+        help='prune edges with |w| <= this (default: exact '
+        'zeros only)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     args = parser.parse_args(argv)
     if len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H W or one size, got {args.shape}')
@@ -113,10 +129,14 @@ def main(argv: Optional[list] = None) -> int:
     model = MODELS.build(cfg.model)
     if args.checkpoint:
         # strict: a config that does not match the checkpoint is an error
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=True, logger='silent')
-    rows = dict(dense=measure(densified(model), shape),
-                trained=measure(model, shape))
+        load_checkpoint(
+            model,
+            args.checkpoint,
+            map_location='cpu',
+            strict=True,
+            logger='silent')
+    rows = dict(
+        dense=measure(densified(model), shape), trained=measure(model, shape))
     _, backbone = topology_backbone(model)
     if any(stage.learnable for stage in backbone.stages):
         _, pruned = prune_model(cfg, model, args.threshold)

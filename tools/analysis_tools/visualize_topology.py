@@ -16,7 +16,6 @@ import argparse
 import sys
 
 import torch
-
 from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
@@ -30,20 +29,32 @@ from mmtopo.visualization.gates import (GateRecorder, draw_gates,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='the config the checkpoint was '
-                        'trained with')
+    parser.add_argument(
+        'config', help='the config the checkpoint was '
+        'trained with')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', required=True, help='PNG file to write')
     parser.add_argument('--dpi', type=int, default=110)
-    parser.add_argument('--gates', action='store_true',
-                        help='draw the routers\' gates over a data set '
-                        '(dynamic wiring) instead of the static edges')
-    parser.add_argument('--split', choices=['val', 'test'], default='val',
-                        help='the config\'s data loader to run (--gates)')
-    parser.add_argument('--max-images', type=int, default=200,
-                        help='stop after this many images (--gates)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--gates',
+        action='store_true',
+        help='draw the routers\' gates over a data set '
+        '(dynamic wiring) instead of the static edges')
+    parser.add_argument(
+        '--split',
+        choices=['val', 'test'],
+        default='val',
+        help='the config\'s data loader to run (--gates)')
+    parser.add_argument(
+        '--max-images',
+        type=int,
+        default=200,
+        help='stop after this many images (--gates)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -58,12 +69,12 @@ def main(argv=None) -> int:
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     name, backbone = topology_backbone(model)
     if args.gates:
-        fig, instances = _gates_figure(cfg, args, model, backbone,
-                                       title=f'{name} of {args.checkpoint}')
+        fig, instances = _gates_figure(
+            cfg, args, model, backbone, title=f'{name} of {args.checkpoint}')
         what = f'Gates over {instances} instances'
     else:
-        fig = draw_topology(backbone.topology_graphs(),
-                            title=f'{name} of {args.checkpoint}')
+        fig = draw_topology(
+            backbone.topology_graphs(), title=f'{name} of {args.checkpoint}')
         what = 'Topology'
     fig.savefig(args.out, dpi=args.dpi)
     print(f'{what} drawn to {args.out}')
@@ -91,8 +102,8 @@ def _gates_figure(cfg, args, model, backbone, title):
             print(f"{stage['name']} {e['i']}->{e['j']}: weight "
                   f"{e['weight']:.3f}, gate {e['mean']:.3f} ± {e['std']:.3g}"
                   f", cut for {100 * e['closed']:.1f}% of instances")
-    return (draw_gates(stats, title=title, instances=recorder.instances),
-            recorder.instances)
+    return (draw_gates(stats, title=title,
+                       instances=recorder.instances), recorder.instances)
 
 
 if __name__ == '__main__':

@@ -30,8 +30,8 @@ def prune(config: str, checkpoint: str, threshold: float = 0.0):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     # strict: a config that does not match the checkpoint is an error
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                    logger='silent')
+    load_checkpoint(
+        model, checkpoint, map_location='cpu', strict=True, logger='silent')
     try:
         new_cfg, pruned = prune_model(cfg, model, threshold)
     except ValueError as err:
@@ -41,19 +41,27 @@ def prune(config: str, checkpoint: str, threshold: float = 0.0):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='the config the checkpoint was '
-                        'trained with')
+    parser.add_argument(
+        'config', help='the config the checkpoint was '
+        'trained with')
     parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('out_dir', help='folder for the pruned config and '
-                        'checkpoint')
-    parser.add_argument('--threshold', type=float, default=0.0,
-                        help='prune edges with |w| <= this (default: exact '
-                        'zeros only)')
+    parser.add_argument(
+        'out_dir', help='folder for the pruned config and '
+        'checkpoint')
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        default=0.0,
+        help='prune edges with |w| <= this (default: exact '
+        'zeros only)')
     args = parser.parse_args(argv)
     cfg, pruned, model = prune(args.config, args.checkpoint, args.threshold)
     stem = osp.splitext(osp.basename(args.config))[0] + '_pruned'
     cfg_path, ckpt_path = save_pruned(
-        cfg, pruned, args.out_dir, stem,
+        cfg,
+        pruned,
+        args.out_dir,
+        stem,
         meta=dict(pruned_from=args.checkpoint, threshold=args.threshold))
     before = sum(p.numel() for p in model.parameters())
     after = sum(p.numel() for p in pruned.parameters())

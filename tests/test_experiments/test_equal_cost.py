@@ -1,0 +1,131 @@
+"""The pieces of the equal-cost comparison: the random sub-graph at a
+FLOPs budget, and the pipeline from a search checkpoint to the pruned and
+the fine-tuning configs."""
+import numpy as np
+import pytest
+import torch
+from mmdet.models import ResNet
+from mmengine.config import Config
+
+from mmtopo.experiments.equal_cost import EQUAL_COST_TASKS, schedule_of
+from mmtopo.experiments.pipeline import (finetune_config, prune_checkpoint,
+                                         reference_backbone_cfg)
+from mmtopo.experiments.random_subgraph import random_subgraph, subgraph_specs
+from mmtopo.models import TopoResNet
+from mmtopo.utils.complexity import BackboneCosts, count_flops
+from tests.helpers import REPO
+
+SMALL = dict(depth=18, base_channels=4, stem_channels=4, out_indices=(3, ))
+X = torch.zeros(1, 3, 32, 32)
+
+
+def supernet():
+    torch.manual_seed(0)
+    return TopoResNet(
+        **SMALL,
+        stage_blocks=(3, 4, 6, 3),
+        topology=dict(type='learnable', init='uniform'))
+
+
+def test_a_random_subgraph_meets_the_budget_and_keeps_every_stage():
+    """Blocks go at random until the FLOPs are at most the budget
+    (ResNet-18's, for a ResNet-34 layout), within one block of it; the
+    graph, built, costs what the cost model says, or less where a fixed
+    unit edge passes its input on; two seeds draw two graphs."""
+    model = supernet()
+    costs = BackboneCosts(model, (3, 32, 32))
+    budget = count_flops(ResNet(**SMALL), (X, ))
+    assert costs.total > budget
+    largest_block = max(f for blocks in costs.blocks
+                        for k, f in blocks.items() if k > 0)
+    edges = sum(e * int(s.edge_mask.sum())
+                for e, s in zip(costs.edge, model.stages))
+    drawn = []
+    for seed in (0, 1):
+        graphs = random_subgraph(model.topology_graphs(), costs, budget,
+                                 np.random.default_rng(seed))
+        assert budget - largest_block - edges < costs.flops(graphs) <= budget
+        built = TopoResNet(
+            **SMALL,
+            stage_blocks=(3, 4, 6, 3),
+            topology=subgraph_specs(graphs))
+        assert all(s.connects_input_to_output() for s in built.stages)
+        assert count_flops(built, (X, )) <= costs.flops(graphs)
+        drawn.append([tuple(s['edges']) for s in subgraph_specs(graphs)])
+    assert drawn[0] != drawn[1]
+
+
+def test_subgraph_specs_weigh_each_input_by_one_over_its_in_degree():
+    model = supernet()
+    graphs = model.topology_graphs()
+    spec = subgraph_specs(graphs)[0]  # layer1, complete on 4 nodes
+    assert spec['edges'] == [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+    assert spec['weights'] == [1.0, 0.5, 0.5, 1 / 3, 1 / 3, 1 / 3]
+    assert spec['learnable'] is False and 'removed' not in spec
+
+
+def test_random_subgraph_says_when_the_budget_cannot_be_met():
+    model = supernet()
+    costs = BackboneCosts(model, (3, 32, 32))
+    with pytest.raises(
+            ValueError,
+            match='no sub-graph of these stages '
+            'reaches 1 FLOPs: with every block removed it '
+            'costs'):
+        random_subgraph(model.topology_graphs(), costs, 1.0,
+                        np.random.default_rng(0))
+
+
+def test_the_pipeline_prunes_a_search_checkpoint_and_fine_tunes_from_it(
+        tmp_path):
+    """The digits search config: its checkpoint (edges set as if learned)
+    prunes to a fixed graph that computes the same function, and the
+    fine-tuning config is the pruned one with finetune_cfg merged and
+    load_from the pruned checkpoint."""
+    from mmtopo.apis import init_model
+    task = EQUAL_COST_TASKS['digits']
+    config = str(REPO / task.search)
+    cfg, model = init_model(config)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for stage in model.backbone.stages:
+            stage.edge_weights.uniform_(-1, 1).mul_(stage.edge_mask)
+            stage.edge_weights[0, -1] = 0.0  # prune a skip of every stage
+    ckpt = tmp_path / 'search.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    pruned_cfg, pruned_ckpt = prune_checkpoint(config, str(ckpt),
+                                               tmp_path / 'pruned')
+    _, pruned = init_model(pruned_cfg, pruned_ckpt)
+    model.eval()
+    pruned.eval()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(pruned.extract_feat(x), model.extract_feat(x))
+    tuned = Config.fromfile(
+        finetune_config(pruned_cfg, cfg.finetune_cfg.to_dict(), pruned_ckpt,
+                        tmp_path / 'finetune.py'))
+    assert tuned.load_from == pruned_ckpt
+    assert tuned.train_cfg.max_epochs == 5
+    assert tuned.optim_wrapper.optimizer.lr == 0.0283
+    assert all(not s['learnable'] for s in tuned.model.backbone.topology)
+    assert not any(h['type'] == 'EdgeSparsityHook' for h in tuned.custom_hooks)
+
+
+@pytest.mark.parametrize('name', sorted(EQUAL_COST_TASKS))
+def test_every_arm_trains_as_many_iterations_as_the_reference(name):
+    """Search + fine-tune epochs are the reference's, and the search
+    budget is the reference's backbone."""
+    task = EQUAL_COST_TASKS[name]
+    reference = Config.fromfile(str(REPO / task.reference))
+    search = Config.fromfile(str(REPO / task.search))
+    assert search.train_cfg.max_epochs + \
+        search.finetune_cfg.train_cfg.max_epochs == \
+        reference.train_cfg.max_epochs
+    assert search.train_dataloader.batch_size == \
+        reference.train_dataloader.batch_size
+    assert schedule_of(
+        str(REPO / task.reference
+            ))['train_cfg']['max_epochs'] == reference.train_cfg.max_epochs
+    ref = dict(reference.model.backbone)
+    ref.pop('_scope_', None)
+    budget = reference_backbone_cfg(search)
+    assert {k: ref[k] for k in budget} == budget
