@@ -5,8 +5,10 @@
 # valid start. The FPN takes layer2, layer3, layer5 and layer7 (strides 4,
 # 8, 16, 32). layer1 and layer7 hold one block each, so their single edge
 # stays fixed; the other five stages learn their wiring.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    './_base_/learned_topology.py'
+]
 
 model = dict(
     backbone=dict(
@@ -20,9 +22,5 @@ model = dict(
             type='Pretrained', checkpoint='open-mmlab://mmdet/mobilenet_v2')),
     neck=dict(in_channels=[24, 32, 96, 320]))
 
-# no weight decay on the edges: the L1 proximal step is their regularizer
-optim_wrapper = dict(
-    # plain-dict param groups, so that compile=True can trace the step
-    constructor='PlainGroupsOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=50)]
+optim_wrapper = _base_.topology_optim_wrapper
+custom_hooks = [_base_.edge_sparsity_hook]

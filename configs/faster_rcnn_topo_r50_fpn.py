@@ -1,19 +1,15 @@
 # Faster R-CNN, TopoResNet-50 with learned connectivity, FPN, COCO 1x.
 # The residual init makes the ImageNet ResNet-50 checkpoint a valid start.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    './_base_/learned_topology.py'
+]
 
 model = dict(
     backbone=dict(
         type='TopoResNet',
         depth=50,
         topology=dict(type='learnable', init='residual'),
-        norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
-
-# no weight decay on the edges: the L1 proximal step is their regularizer
-optim_wrapper = dict(
-    # plain-dict param groups, so that compile=True can trace the step
-    constructor='PlainGroupsOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=50)]
+optim_wrapper = _base_.topology_optim_wrapper
+custom_hooks = [_base_.edge_sparsity_hook]

@@ -1,6 +1,8 @@
 # TopoResNet-18 with learned connectivity on ImageNet-1k (mmpretrain recipe).
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/learned_topology.py'
+]
 
 model = dict(
     backbone=dict(
@@ -9,9 +11,5 @@ model = dict(
         # freezes its norm layers' statistics)
         norm_eval=False,
         topology=dict(type='learnable', init='residual')))
-# no weight decay on the edges: the L1 proximal step is their regularizer
-optim_wrapper = dict(
-    # plain-dict param groups, so that compile=True can trace the step
-    constructor='PlainGroupsOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-custom_hooks = [dict(type='EdgeSparsityHook', lambda_=1e-4, interval=100)]
+optim_wrapper = _base_.topology_optim_wrapper
+custom_hooks = [dict(_base_.edge_sparsity_hook, interval=100)]

@@ -2,8 +2,9 @@
 # scikit-learn's handwritten digits (python -m mmtopo.datasets.digits
 # data/digits): 1438 train / 359 val real 8x8 images, upscaled to 32x32.
 # Under a minute on 2 CPU cores.
-_base_ = 'mmpretrain::_base_/default_runtime.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+_base_ = [
+    'mmpretrain::_base_/default_runtime.py', '../_base_/learned_topology.py'
+]
 
 data_root = 'data/digits'
 model = dict(
@@ -38,14 +39,20 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
-    dataset=dict(type='CustomDataset', data_root=data_root,
-                 data_prefix='train', pipeline=train_pipeline),
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        data_prefix='train',
+        pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
-    dataset=dict(type='CustomDataset', data_root=data_root,
-                 data_prefix='val', pipeline=test_pipeline),
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        data_prefix='val',
+        pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
@@ -57,14 +64,14 @@ val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
-    # plain-dict param groups, so that compile=True can trace the step
-    constructor='PlainGroupsOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
-param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
+    **_base_.topology_optim_wrapper)
+param_scheduler = dict(
+    type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
 custom_hooks = [
-    dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10),
+    dict(_base_.edge_sparsity_hook, lambda_=1e-3, interval=10),
     dict(type='TopologyVisualizationHook', interval=max_epochs),
 ]
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 randomness = dict(seed=0)

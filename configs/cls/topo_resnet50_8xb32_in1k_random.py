@@ -1,4 +1,7 @@
 # Baseline wiring for the paper's comparison: random, fixed edge weights.
 _base_ = './topo_resnet50_8xb32_in1k.py'
-model = dict(backbone=dict(topology=dict(_delete_=True, type='random', graph='ws', k=2, p=0.5, seed=0)))
+model = dict(
+    backbone=dict(
+        topology=dict(
+            _delete_=True, type='random', graph='ws', k=2, p=0.5, seed=0)))
 custom_hooks = []

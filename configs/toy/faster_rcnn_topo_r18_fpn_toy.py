@@ -2,8 +2,10 @@
 # COCO set (python -m mmtopo.datasets.toy_coco data/toy_coco): 128x128 images,
 # three shape classes, a few minutes on 2 CPU cores. Trained from scratch.
 # Validated on the val split; tools/test.py scores the held-out test split.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmtopo'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/learned_topology.py'
+]
 
 data_root = 'data/toy_coco/'
 metainfo = dict(classes=('square', 'disk', 'triangle'))
@@ -72,18 +74,24 @@ val_dataloader = dict(
 # settings are chosen on val; test is held out (tools/test.py reports it)
 test_dataloader = dict(
     val_dataloader,
-    dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json',
-                 data_prefix=dict(img='test/')))
+    dataset=dict(
+        val_dataloader['dataset'],
+        ann_file='annotations/test.json',
+        data_prefix=dict(img='test/')))
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
 
 max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[6], gamma=0.1)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        milestones=[6],
+        gamma=0.1)
 ]
 # Batch 4 from scratch: lr 0.01 (mmdet's 0.02 is for batch 16). At 0.02 the
 # detectors blew up after the warm-up in about one run in three, stock
@@ -93,18 +101,15 @@ param_scheduler = [
 optim_wrapper = dict(
     optimizer=dict(lr=0.01),
     clip_grad=dict(max_norm=35, norm_type=2),
-    # plain-dict param groups, so that compile=True can trace the step
-    constructor='PlainGroupsOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={'edge_weights': dict(decay_mult=0.)}))
+    **_base_.topology_optim_wrapper)
 custom_hooks = [
-    dict(type='EdgeSparsityHook', lambda_=1e-3, interval=10),
+    dict(_base_.edge_sparsity_hook, lambda_=1e-3, interval=10),
     # the learned graph as a picture: work_dir/topology/*.png and the
     # visualizer's backends
     dict(type='TopologyVisualizationHook', interval=4),
 ]
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=1, max_keep_ckpts=1))
+    logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -24,11 +24,9 @@ model = dict(
         zero_init_residual=False),
     neck=dict(in_channels=[32, 64, 128, 256]))
 
-# Edges at 10x the lr: 400 iterations at lr 0.01 sum to about a twelfth of
-# the lr the CIFAR recipe's edges get (where the default edge step was
-# chosen) and about 1/400 of a COCO 1x schedule's; at 1x the gradient moved the edges by
-# 0.015 against the budget's 0.19 of shrinkage. The sparsity step follows
-# (its threshold is the edges' lr times lambda).
+# Edges at 10x the lr: the schedule is short (400 iterations at lr 0.01)
+# for the edges to move at 1x. The sparsity step follows (its threshold is
+# the edges' lr times lambda).
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={'edge_weights': dict(lr_mult=10., decay_mult=0.)}))

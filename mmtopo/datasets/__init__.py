@@ -1,12 +1,13 @@
 """Small data sets the demo, tests and experiments generate locally."""
 from pathlib import Path
 
-DATASETS = ('digits', 'digits_3way', 'toy_coco')
+DATASETS = ('digits', 'digits_3way', 'toy_coco', 'toy_coco_hard')
 
 
 def ensure_dataset(name: str, root) -> Path:
     """Write data set ``name`` under ``root`` unless it is already there
-    (for ``toy_coco``, the splits that are missing); returns ``root``.
+    (for the toy COCO sets, the splits that are missing); returns
+    ``root``.
 
     ``digits_3way`` is the digits with a held-out ``test`` split taken
     from ``train``; a two-way digits folder is refused rather than given a
@@ -25,9 +26,9 @@ def ensure_dataset(name: str, root) -> Path:
                     'give digits_3way a new folder')
             from .digits import export_digits
             export_digits(root, test_split=True)
-    elif name == 'toy_coco':
-        from .toy_coco import make_toy_coco
-        make_toy_coco(root, missing_only=True)
+    elif name in ('toy_coco', 'toy_coco_hard'):
+        from .toy_coco import SHAPE_SETS, make_toy_coco
+        make_toy_coco(root, missing_only=True, shapes=SHAPE_SETS[name])
     else:
         raise ValueError(f'data set must be one of {list(DATASETS)}, got '
                          f'{name!r}')

@@ -25,8 +25,8 @@ def export_digits(root, test_split: bool = False) -> Path:
     num_val = int(round(len(order) * VAL_FRACTION))
     splits = dict(val=order[:num_val], train=order[num_val:])
     if test_split:
-        splits.update(test=order[num_val:2 * num_val],
-                      train=order[2 * num_val:])
+        splits.update(
+            test=order[num_val:2 * num_val], train=order[2 * num_val:])
     root = Path(root)
     for split, indices in splits.items():
         for idx in indices:
@@ -43,8 +43,10 @@ def export_digits(root, test_split: bool = False) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('root', nargs='?', default='data/digits')
-    parser.add_argument('--test-split', action='store_true',
-                        help='also hold out a test split (from train)')
+    parser.add_argument(
+        '--test-split',
+        action='store_true',
+        help='also hold out a test split (from train)')
     args = parser.parse_args()
     export_digits(args.root, args.test_split)
 

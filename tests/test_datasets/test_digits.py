@@ -8,8 +8,10 @@ from mmtopo.datasets import ensure_dataset
 
 
 def images(root, split) -> set:
-    return {p.relative_to(root / split)
-            for p in (root / split).glob('*/*.png')}
+    return {
+        p.relative_to(root / split)
+        for p in (root / split).glob('*/*.png')
+    }
 
 
 def test_digits_3way_holds_out_a_test_split_from_train(tmp_path):
@@ -30,7 +32,9 @@ def test_digits_3way_holds_out_a_test_split_from_train(tmp_path):
 
 def test_a_two_way_digits_folder_is_refused_as_digits_3way(tmp_path):
     (tmp_path / 'train' / '0').mkdir(parents=True)
-    with pytest.raises(ValueError, match=re.escape(
-            f'{tmp_path}: a digits folder without a test split')):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(
+                f'{tmp_path}: a digits folder without a test split')):
         ensure_dataset('digits_3way', tmp_path)
     assert not (tmp_path / 'test').exists()

@@ -9,7 +9,6 @@ from mmengine.hooks import Hook
 
 from tests.toy import toy_runner
 
-
 # torch < 2.6 loads with weights_only=False by default: nothing is refused
 REFUSES_BY_DEFAULT = pytest.mark.skipif(
     tuple(int(v) for v in torch.__version__.split('.')[:2]) < (2, 6),
@@ -28,8 +27,10 @@ class StartRecorder(Hook):
 
     def before_train(self, runner):
         self.iter = runner.iter
-        self.state = {k: v.clone() for k, v in
-                      runner.model.state_dict().items()}
+        self.state = {
+            k: v.clone()
+            for k, v in runner.model.state_dict().items()
+        }
 
 
 def test_resume_and_load_from_with_default_loading(tmp_path):
@@ -41,12 +42,17 @@ def test_resume_and_load_from_with_default_loading(tmp_path):
     assert state['meta']['iter'] == 2
     assert 'message_hub' in state and 'optimizer' in state
 
-    for resume, load_from, work in ((True, None, tmp_path),
-                                    (False, str(ckpt), tmp_path / 'ft')):
+    for resume, load_from, work in ((True, None, tmp_path), (False, str(ckpt),
+                                                             tmp_path / 'ft')):
         recorder = StartRecorder()
-        loaded = toy_runner(work, max_iters=4, checkpoint_interval=2,
-                            resume=resume, load_from=load_from,
-                            hooks=[recorder], seed=1)
+        loaded = toy_runner(
+            work,
+            max_iters=4,
+            checkpoint_interval=2,
+            resume=resume,
+            load_from=load_from,
+            hooks=[recorder],
+            seed=1)
         loaded.train()
         # resuming continues the schedule, load_from starts a new one
         assert recorder.iter == (2 if resume else 0)
@@ -59,7 +65,7 @@ class Payload:
     """What an attacker would pickle: runs code when unpickled."""
 
     def __reduce__(self):
-        return (os.system, ('echo pwned',))
+        return (os.system, ('echo pwned', ))
 
 
 @REFUSES_BY_DEFAULT
@@ -67,8 +73,9 @@ def test_foreign_object_is_still_refused(tmp_path):
     import mmtopo  # noqa: F401  (allow-lists the mmengine types)
     path = tmp_path / 'evil.pth'
     torch.save(dict(state_dict={}, meta=dict(extra=Payload())), path)
-    with pytest.raises(pickle.UnpicklingError, match='Weights only load '
-                       'failed'):
+    with pytest.raises(
+            pickle.UnpicklingError, match='Weights only load '
+            'failed'):
         torch.load(path)
     from mmengine.runner import CheckpointLoader
     with pytest.raises(pickle.UnpicklingError):

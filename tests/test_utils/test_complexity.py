@@ -11,16 +11,18 @@ from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
 
 
-@pytest.mark.parametrize('depth,topology,edges_per_stage', [
-    (18, dict(type='residual'), [0, 0, 0, 0]),
-    # a 2-block stage is a 3-node DAG: edges 0->1, 0->2, 1->2; the default
-    # init='residual' starts 0->2 at zero, which computes nothing
-    (18, dict(type='learnable'), [2, 2, 2, 2]),
-    (18, dict(type='learnable', init='ones'), [3, 3, 3, 3]),
-    # fixed 1/in-degree: node 1's single input of weight 1 is passed through
-    (18, dict(type='complete'), [2, 2, 2, 2]),
-    (50, dict(type='learnable', init='uniform'), [6, 10, 21, 6]),
-])
+@pytest.mark.parametrize(
+    'depth,topology,edges_per_stage',
+    [
+        (18, dict(type='residual'), [0, 0, 0, 0]),
+        # a 2-block stage is a 3-node DAG: edges 0->1, 0->2, 1->2; the default
+        # init='residual' starts 0->2 at zero, which computes nothing
+        (18, dict(type='learnable'), [2, 2, 2, 2]),
+        (18, dict(type='learnable', init='ones'), [3, 3, 3, 3]),
+        # fixed 1/in-degree: node 1's single input of weight 1 passes through
+        (18, dict(type='complete'), [2, 2, 2, 2]),
+        (50, dict(type='learnable', init='uniform'), [6, 10, 21, 6]),
+    ])
 def test_aggregation_flops_are_counted(depth, topology, edges_per_stage):
     x = torch.randn(1, 3, 64, 64)
     stock = count_flops(ResNet(depth=depth), (x, ))
@@ -36,8 +38,8 @@ def _learned_r34():
     exact zeros, a block with no active input (layer2's 2) and one whose
     output reaches nothing (layer3's 4)."""
     torch.manual_seed(0)
-    model = TopoResNet(depth=34, topology=dict(type='learnable',
-                                               init='uniform'))
+    model = TopoResNet(
+        depth=34, topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
         for stage in model.stages:
             w = stage.edge_weights
@@ -74,8 +76,7 @@ FAMILIES = {
     'regnet': (lambda: RegNet(arch='regnetx_400mf'),
                lambda t: TopoRegNet(arch='regnetx_400mf', topology=t)),
     'mobilenet_v2': (lambda: MobileNetV2(widen_factor=0.5),
-                     lambda t: TopoMobileNetV2(widen_factor=0.5,
-                                               topology=t)),
+                     lambda t: TopoMobileNetV2(widen_factor=0.5, topology=t)),
 }
 
 

@@ -50,11 +50,12 @@ def test_config_inherits_stock_mmdet_and_mmpretrain(tmp_path):
 def test_works_without_mmpretrain():
     """mmtopo never needs mmpretrain (mmdet itself imports it when present,
     in a try-import, so we make it unimportable)."""
-    code = ('import sys; sys.modules["mmpretrain"] = None\n'
-            'import mmtopo, torch\n'
-            'from mmtopo.models import TopoResNet\n'
-            'm = TopoResNet(depth=18, topology=dict(type="learnable")).eval()\n'
-            'print(m(torch.randn(1, 3, 32, 32))[-1].shape)')
+    code = (
+        'import sys; sys.modules["mmpretrain"] = None\n'
+        'import mmtopo, torch\n'
+        'from mmtopo.models import TopoResNet\n'
+        'm = TopoResNet(depth=18, topology=dict(type="learnable")).eval()\n'
+        'print(m(torch.randn(1, 3, 32, 32))[-1].shape)')
     out = run_tool([sys.executable, '-c', code], timeout=120,
                    check=True).stdout
     assert out.strip() == 'torch.Size([1, 512, 1, 1])'
@@ -79,8 +80,10 @@ def test_install_requires_has_what_the_package_imports():
     from unittest import mock
     with mock.patch('setuptools.setup'):
         spec.loader.exec_module(setup_module)
-    names = {re.split(r'[<>=!~ ;\[]', r)[0].lower() for r in
-             setup_module.read_requirements('requirements/runtime.txt')}
+    names = {
+        re.split(r'[<>=!~ ;\[]', r)[0].lower()
+        for r in setup_module.read_requirements('requirements/runtime.txt')
+    }
     assert {'torch', 'mmcv', 'mmengine', 'mmdet', 'pycocotools'} <= names
     assert 'mmpretrain' not in names  # classification only
 
@@ -102,16 +105,21 @@ def test_freeze_filter_drops_direct_references_and_own_terms():
         'mmdet==3.3.0', 'torch==2.13.0', 'torchvision==0.28.0',
         'nvidia-cublas-cu13==13.0.1', 'triton==3.5.0',
         'somepkg @ https://example.invalid/somepkg.whl', 'torchmetrics==1.4',
-        'numpy==2.4.6', '-e /work/main'])
-    assert constraint_lines(freeze) == ['mmdet==3.3.0', 'torchmetrics==1.4',
-                                        'numpy==2.4.6']
+        'numpy==2.4.6', '-e /work/main'
+    ])
+    assert constraint_lines(freeze) == [
+        'mmdet==3.3.0', 'torchmetrics==1.4', 'numpy==2.4.6'
+    ]
 
 
 def test_docs_and_code_cite_only_files_the_repository_has():
     """Every markdown file named in the README, the docs and the code is
     a file of the repository."""
-    tracked = subprocess.run(['git', 'ls-files'], cwd=REPO, text=True,
-                             capture_output=True, check=True).stdout.split()
+    tracked = subprocess.run(['git', 'ls-files'],
+                             cwd=REPO,
+                             text=True,
+                             capture_output=True,
+                             check=True).stdout.split()
     for name in tracked:
         if not name.endswith(('.py', '.md', '.sh', 'Makefile')):
             continue
@@ -132,8 +140,9 @@ def test_install_requires_are_ranges_not_pins():
     assert requires, 'mmtopo is not installed with its metadata'
     pinned = [r for r in requires if '==' in r and 'extra ==' not in r]
     assert pinned == []
-    runtime = [r.split(';')[0].replace(' ', '') for r in requires
-               if 'extra' not in r]
+    runtime = [
+        r.split(';')[0].replace(' ', '') for r in requires if 'extra' not in r
+    ]
     assert 'mmcv<2.2.0,>=2.0.0rc4' in runtime  # mmdet 3.x's own range
 
 
@@ -154,8 +163,7 @@ print(importlib.metadata.version('mmtopo'))
 """
 
 
-def test_installs_into_an_existing_environment_without_touching_it(
-        tmp_path):
+def test_installs_into_an_existing_environment_without_touching_it(tmp_path):
     """``pip install --no-deps -e .`` into an environment that already has
     the stack (here: a new venv that sees this one's packages through a
     .pth file): only mmtopo is added, ``import mmtopo`` and a
@@ -163,35 +171,47 @@ def test_installs_into_an_existing_environment_without_touching_it(
     mmtopo's requirements next to the installed versions (``pip check``)."""
     import sysconfig
     env = tmp_path / 'env'
-    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(env)],
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip',
+                    str(env)],
                    check=True)
     python = env / 'bin' / 'python'
-    site = Path(subprocess.run(
-        [str(python), '-c', "import sysconfig; "
-         "print(sysconfig.get_paths()['purelib'])"], text=True,
-        capture_output=True, check=True).stdout.strip())
-    (site / 'existing_stack.pth').write_text(
-        sysconfig.get_paths()['purelib'] + '\n')
+    site = Path(
+        subprocess.run([
+            str(python), '-c', "import sysconfig; "
+            "print(sysconfig.get_paths()['purelib'])"
+        ],
+                       text=True,
+                       capture_output=True,
+                       check=True).stdout.strip())
+    (site / 'existing_stack.pth').write_text(sysconfig.get_paths()['purelib'] +
+                                             '\n')
     before = sorted(p.name for p in site.iterdir())
-    run_tool([sys.executable, '-m', 'pip', '--python', str(python),
-              'install', '--quiet', '--disable-pip-version-check',
-              '--no-deps', '--no-build-isolation', '-e', str(REPO)],
-             timeout=300, check=True)
-    added = sorted(set(p.name for p in site.iterdir()) - set(before)
-                   - {'__pycache__'})
+    run_tool([
+        sys.executable, '-m', 'pip', '--python',
+        str(python), 'install', '--quiet', '--disable-pip-version-check',
+        '--no-deps', '--no-build-isolation', '-e',
+        str(REPO)
+    ],
+             timeout=300,
+             check=True)
+    added = sorted(
+        set(p.name for p in site.iterdir()) - set(before) - {'__pycache__'})
     assert added and all('mmtopo' in name for name in added), added
     check = run_tool([str(python), '-m', 'pip', 'check'], timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'No broken requirements found.' in check.stdout
-    out = run_tool([str(python), '-c', EXISTING_ENV_CHECK], timeout=300,
+    out = run_tool([str(python), '-c', EXISTING_ENV_CHECK],
+                   timeout=300,
                    check=True).stdout.split('\n')
     assert Path(out[0]) == REPO
     assert out[1] == 'TopoResNet 4'
 
 
 def _doc_files():
-    return [REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md')),
-            *sorted((REPO / 'configs').rglob('README.md'))]
+    return [
+        REPO / 'README.md', *sorted((REPO / 'docs').rglob('*.md')), *sorted(
+            (REPO / 'configs').rglob('README.md'))
+    ]
 
 
 def _anchor(header: str) -> str:
@@ -213,8 +233,8 @@ def test_docs_links_resolve_to_files_and_headers():
             assert file.exists(), (doc.name, target)
             if anchor:
                 headers = re.findall(r'^#+ (.+)$', file.read_text(), re.M)
-                assert anchor in {_anchor(h) for h in headers}, (doc.name,
-                                                                 target)
+                assert anchor in {_anchor(h)
+                                  for h in headers}, (doc.name, target)
             checked += 1
     assert checked > 20
 
@@ -234,5 +254,6 @@ def test_readme_is_a_front_page():
     text = (REPO / 'README.md').read_text()
     assert len(text.splitlines()) <= 200
     first_block = text.split('```bash\n', 1)[1].split('```', 1)[0]
-    assert [line.split()[:2] for line in first_block.splitlines()] == [
-        ['make', 'demo'], ['make', 'test']]
+    assert [line.split()[:2]
+            for line in first_block.splitlines()] == [['make', 'demo'],
+                                                      ['make', 'test']]

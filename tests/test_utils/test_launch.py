@@ -38,16 +38,20 @@ def test_other_hosts_and_user_choice_are_left_alone(monkeypatch):
 
 def _cfg(**loaders):
     from mmengine.config import Config
-    return Config({f'{k}_dataloader': dict(dataset=v)
-                   for k, v in loaders.items()})
+    return Config({
+        f'{k}_dataloader': dict(dataset=v)
+        for k, v in loaders.items()
+    })
 
 
 def test_missing_local_files_fail_naming_the_field(tmp_path):
     from mmtopo.utils.launch import check_data_files
     (tmp_path / 'ann.json').write_text('{}')
     (tmp_path / 'img').mkdir()
-    good = dict(data_root=str(tmp_path), ann_file='ann.json',
-                data_prefix=dict(img='img/'))
+    good = dict(
+        data_root=str(tmp_path),
+        ann_file='ann.json',
+        data_prefix=dict(img='img/'))
     check_data_files(_cfg(train=good, val=good, test=good))
     cases = [
         (dict(val=dict(good, ann_file='missing.json')),
@@ -56,11 +60,16 @@ def test_missing_local_files_fail_naming_the_field(tmp_path):
         (dict(test=dict(good, data_prefix=dict(img='nowhere/'))),
          "test_dataloader.dataset.data_prefix.img: '{}/nowhere/' does not "
          'exist'),
-        (dict(train=dict(type='RepeatDataset', times=2,
-                         dataset=dict(good, ann_file='gone.json'))),
+        (dict(
+            train=dict(
+                type='RepeatDataset',
+                times=2,
+                dataset=dict(good, ann_file='gone.json'))),
          "train_dataloader.dataset.dataset.ann_file: '{}/gone.json'"),
-        (dict(train=dict(type='ConcatDataset', datasets=[
-            good, dict(good, data_prefix='absent')])),
+        (dict(
+            train=dict(
+                type='ConcatDataset',
+                datasets=[good, dict(good, data_prefix='absent')])),
          "train_dataloader.dataset.datasets.1.data_prefix: '{}/absent'"),
     ]
     for loaders, words in cases:
@@ -87,15 +96,18 @@ def test_remote_roots_are_checked_on_their_own_backend(tmp_path):
         def join_path(self, filepath, *filepaths):
             return '/'.join([str(filepath).rstrip('/'), *filepaths])
 
-    fileio.register_backend('mmtopo_test_memory', MemoryBackend,
-                            force=True, prefixes='mem')
-    dataset = dict(data_root='mem://bucket/coco', ann_file='ann.json',
-                   data_prefix=dict(img='img'),
-                   backend_args=dict(backend='mmtopo_test_memory'))
+    fileio.register_backend(
+        'mmtopo_test_memory', MemoryBackend, force=True, prefixes='mem')
+    dataset = dict(
+        data_root='mem://bucket/coco',
+        ann_file='ann.json',
+        data_prefix=dict(img='img'),
+        backend_args=dict(backend='mmtopo_test_memory'))
     check_data_files(_cfg(train=dataset))  # os.path.exists would refuse it
-    with pytest.raises(FileNotFoundError,
-                       match="train_dataloader.dataset.ann_file: "
-                       "'mem://bucket/coco/other.json' does not exist"):
+    with pytest.raises(
+            FileNotFoundError,
+            match="train_dataloader.dataset.ann_file: "
+            "'mem://bucket/coco/other.json' does not exist"):
         check_data_files(_cfg(train=dict(dataset, ann_file='other.json')))
 
 
@@ -104,8 +116,8 @@ def test_remote_roots_are_checked_on_their_own_backend(tmp_path):
 
 def _train_args(**kwargs):
     import argparse
-    return argparse.Namespace(**dict(dict(amp=False, auto_scale_lr=False,
-                                          resume=None), **kwargs))
+    return argparse.Namespace(
+        **dict(dict(amp=False, auto_scale_lr=False, resume=None), **kwargs))
 
 
 def test_amp_switches_to_the_dynamic_amp_wrapper(monkeypatch):
@@ -127,16 +139,19 @@ def test_auto_scale_lr_and_resume():
     from mmengine.config import Config
 
     from mmtopo.utils.launch import apply_train_args
-    cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16),
-                      load_from='init.pth'))
+    cfg = Config(
+        dict(
+            auto_scale_lr=dict(enable=False, base_batch_size=16),
+            load_from='init.pth'))
     apply_train_args(cfg, _train_args(auto_scale_lr=True, resume='auto'))
     assert cfg.auto_scale_lr.enable is True
     assert cfg.resume is True and cfg.load_from is None
     apply_train_args(cfg, _train_args(resume='work/epoch_3.pth'))
     assert cfg.resume is True and cfg.load_from == 'work/epoch_3.pth'
     with pytest.raises(RuntimeError, match='auto_scale_lr.base_batch_size'):
-        apply_train_args(Config(dict(auto_scale_lr=dict(enable=False))),
-                         _train_args(auto_scale_lr=True))
+        apply_train_args(
+            Config(dict(auto_scale_lr=dict(enable=False))),
+            _train_args(auto_scale_lr=True))
 
 
 def test_close_distributed_destroys_the_process_group(tmp_path):
@@ -144,8 +159,8 @@ def test_close_distributed_destroys_the_process_group(tmp_path):
 
     from mmtopo.utils.launch import close_distributed
     close_distributed()  # no group: nothing to do, no error
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
     assert dist.is_initialized()
     close_distributed()
     assert not dist.is_initialized()
@@ -164,8 +179,8 @@ def test_close_distributed_frees_the_ddp_wrapper_before_the_group(
 
     from mmtopo.utils.launch import (CPUDistributedDataParallel,
                                      close_distributed)
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store',
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
     runner = types.SimpleNamespace(
         model=CPUDistributedDataParallel(torch.nn.Linear(4, 2)))
     runner.model.self_reference = runner.model  # a cycle, as DDP's hooks

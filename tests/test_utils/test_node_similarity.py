@@ -7,9 +7,12 @@ from mmtopo.utils.node_similarity import node_output_correlation
 
 def backbone(**kwargs):
     torch.manual_seed(0)
-    model = TopoResNet(depth=34, base_channels=4, stem_channels=4,
-                       topology=dict(type='learnable', init='uniform'),
-                       **kwargs)
+    model = TopoResNet(
+        depth=34,
+        base_channels=4,
+        stem_channels=4,
+        topology=dict(type='learnable', init='uniform'),
+        **kwargs)
     model.init_weights()  # where zero_init_residual acts, as the runner's
     return model
 
@@ -32,19 +35,23 @@ def test_the_mean_pairwise_correlation_of_the_blocks_outputs():
     assert model.training
     # by hand: the eval-mode outputs of layer2's blocks
     seen = []
-    handles = [b.register_forward_hook(lambda m, i, o: seen.append(o))
-               for b in model.layer2]
+    handles = [
+        b.register_forward_hook(lambda m, i, o: seen.append(o))
+        for b in model.layer2
+    ]
     model.eval()
     with torch.no_grad():
         model(x)
     for h in handles:
         h.remove()
     flat = [y.double().flatten() for y in seen]
-    pairs = [torch.corrcoef(torch.stack([a, b]))[0, 1]
-             for k, a in enumerate(flat) for b in flat[k + 1:]]
+    pairs = [
+        torch.corrcoef(torch.stack([a, b]))[0, 1] for k, a in enumerate(flat)
+        for b in flat[k + 1:]
+    ]
     assert len(seen) == 4
-    assert corr['layer2'] == pytest.approx(float(sum(pairs) / len(pairs)),
-                                           abs=1e-9)
+    assert corr['layer2'] == pytest.approx(
+        float(sum(pairs) / len(pairs)), abs=1e-9)
     assert corr['layer2'] < 0.99  # random branches: distinct maps
 
 
