@@ -4,16 +4,25 @@ PY := .venv/bin/python
 READY := .venv/.mmtopo-ready
 SETUP_INPUTS := tools/setup_env.sh setup.py requirements.txt $(wildcard requirements/*.txt)
 
-.PHONY: test test-slow test-compat demo setup env benchmark benchmark-gpu stability mutation freeze
+.PHONY: test lint test-slow test-compat demo setup env benchmark benchmark-gpu stability mutation freeze
 
 $(READY): $(SETUP_INPUTS)
 	bash tools/setup_env.sh
 
 setup: $(READY)
 
-## make test: the whole suite (experiments are separate commands below)
-test: $(READY)
+## make test: the style checks, then the whole suite (experiments are
+## separate commands below)
+test: lint
 	$(PY) -m pytest tests -q
+
+## make lint: flake8, isort and yapf as OpenMMLab projects run them
+## (settings in setup.cfg); fix with `isort` and `yapf -i -r` on the same paths
+LINTED := mmtopo tools tests configs conftest.py setup.py
+lint: $(READY)
+	$(PY) -m flake8 $(LINTED)
+	$(PY) -m isort --check-only --diff $(LINTED)
+	$(PY) -m yapf --diff --recursive $(LINTED)
 
 ## make test-slow: the tests marked slow (torch.compile'd training runs)
 test-slow: $(READY)

@@ -8,6 +8,8 @@ os.environ.setdefault('OMP_NUM_THREADS', '2')
 # ATEN_CPU_CAPABILITY: compiled results then differ from eager entirely, or
 # the heap is corrupted. One compile cache per capability keeps the compile
 # tests right when the suite runs under each in turn.
-os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', os.path.join(
-    tempfile.gettempdir(), 'torchinductor_mmtopo_' +
-    os.environ.get('ATEN_CPU_CAPABILITY', 'native')))
+os.environ.setdefault(
+    'TORCHINDUCTOR_CACHE_DIR',
+    os.path.join(
+        tempfile.gettempdir(), 'torchinductor_mmtopo_' +
+        os.environ.get('ATEN_CPU_CAPABILITY', 'native')))

@@ -1,7 +1,6 @@
 """mmtopo: learned connectivity (TopoNet) backbones for OpenMMLab."""
 import re
 from pathlib import Path
-
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent

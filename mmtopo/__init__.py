@@ -4,14 +4,14 @@ Importing it registers the backbones and hooks into MMEngine's root
 registries and allow-lists the types mmengine checkpoints hold for torch's
 ``weights_only`` loading. It does not import mmpretrain.
 """
-from .version import __version__  # noqa: I001
 from .utils import allow_mmengine_checkpoints
+from .version import __version__  # noqa: I001
 
 allow_mmengine_checkpoints()
 
 from . import engine, models, registry  # noqa: E402,F401
 from .engine import EdgeSparsityHook  # noqa: E402
-from .models import TopoResNet, TopoResNeXt, TopoResNetV1d  # noqa: E402
+from .models import TopoResNet, TopoResNetV1d, TopoResNeXt  # noqa: E402
 
 __all__ = [
     '__version__', 'TopoResNet', 'TopoResNetV1d', 'TopoResNeXt',

@@ -10,13 +10,17 @@ from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmtopo',
-                  locations=['mmtopo.models'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmtopo',
-                 locations=['mmtopo.engine'])
+MODELS = Registry(
+    'model',
+    parent=MMENGINE_MODELS,
+    scope='mmtopo',
+    locations=['mmtopo.models'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmtopo', locations=['mmtopo.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
-    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='mmtopo',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    scope='mmtopo',
     locations=['mmtopo.engine'])
 
 

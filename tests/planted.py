@@ -63,13 +63,17 @@ def load_digits_tensors(size: int = 16):
     return x.repeat(1, 3, 1, 1), torch.tensor(digits.target)
 
 
-def digits_backbone(seed: int, plant: Optional[Callable] = None,
-                    node: int = 3, topology=None) -> nn.Module:
+def digits_backbone(seed: int,
+                    plant: Optional[Callable] = None,
+                    node: int = 3,
+                    topology=None) -> nn.Module:
     """TopoResNetCIFAR-34 at 8 channels (layer3: 6 blocks, 7 nodes) with
     ``layer3``'s block ``node`` wrapped by ``plant``, and a linear head."""
     torch.manual_seed(seed)
     backbone = TopoResNetCIFAR(
-        depth=34, base_channels=8, out_indices=(3, ),
+        depth=34,
+        base_channels=8,
+        out_indices=(3, ),
         topology=topology or dict(type='learnable', init='uniform'))
     backbone.init_weights()
     if plant is not None:
@@ -82,23 +86,34 @@ def digits_logits(model, x):
     return model['head'](model['backbone'](x)[-1].mean((2, 3)))
 
 
-def train(model, logits, data, iters: int, seed: int, lr: float = 0.1,
-          batch_size: int = 64, sparsity=None):
+def train(model,
+          logits,
+          data,
+          iters: int,
+          seed: int,
+          lr: float = 0.1,
+          batch_size: int = 64,
+          sparsity=None):
     """SGD (momentum 0.9, weight decay 5e-4 except on the edges) with a
     cosine schedule, and the proximal steps of ``sparsity`` (an
     ``EdgeSparsityHook``) when given. Returns the losses."""
     x, y = data
     edges = [p for n, p in model.named_parameters() if 'edge_weights' in n]
-    rest = [p for n, p in model.named_parameters()
-            if 'edge_weights' not in n]
-    optimizer = torch.optim.SGD(
-        [dict(params=rest, weight_decay=5e-4),
-         dict(params=edges, weight_decay=0.0)], lr=lr, momentum=0.9)
+    rest = [p for n, p in model.named_parameters() if 'edge_weights' not in n]
+    optimizer = torch.optim.SGD([
+        dict(params=rest, weight_decay=5e-4),
+        dict(params=edges, weight_decay=0.0)
+    ],
+                                lr=lr,
+                                momentum=0.9)
     runner = None
     if sparsity is not None:  # what the hook reads of an mmengine runner
         runner = types.SimpleNamespace(
-            model=model, optim_wrapper=OptimWrapper(optimizer), iter=0,
-            epoch=0, logger=logging.getLogger('planted'),
+            model=model,
+            optim_wrapper=OptimWrapper(optimizer),
+            iter=0,
+            epoch=0,
+            logger=logging.getLogger('planted'),
             message_hub=MessageHub.get_instance(f'planted_{id(model)}'))
         sparsity.before_train(runner)
     gen = torch.Generator().manual_seed(seed)
@@ -128,8 +143,8 @@ def relative_out_weight(stage, init: torch.Tensor, node: int) -> float:
     mask = stage.edge_mask.cpu()
     rel = (stage.edge_weights.detach().cpu() / init.clamp(min=1e-12)).abs()
     mine = rel[node][mask[node]]
-    others = torch.cat([rel[i][mask[i]] for i in range(mask.shape[0])
-                        if i != node])
+    others = torch.cat(
+        [rel[i][mask[i]] for i in range(mask.shape[0]) if i != node])
     return float(mine.mean() / others.mean())
 
 
@@ -170,10 +185,15 @@ def channel_model(seed: int, half: int = 16) -> nn.Module:
     from mmtopo.models.topology import build_stage_topology
     torch.manual_seed(seed)
     topology = build_stage_topology(
-        dict(type='custom', edges=[(0, 1), (0, 2), (1, 3), (2, 3)],
-             learnable=True), 3, 0)
-    blocks = [nn.Identity(), NoisyChannels(half, 2 * half),
-              NoisyChannels(0, half)]
+        dict(
+            type='custom',
+            edges=[(0, 1), (0, 2), (1, 3), (2, 3)],
+            learnable=True), 3, 0)
+    blocks = [
+        nn.Identity(),
+        NoisyChannels(half, 2 * half),
+        NoisyChannels(0, half)
+    ]
     stage = StageGraph(blocks, topology)
     return nn.ModuleDict(dict(stage=stage, head=nn.Linear(2 * half, 2)))
 

@@ -12,9 +12,11 @@ from mmengine.registry import HOOKS
 def edge_weights(runner) -> dict:
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
-    return {name: stage.edge_weights.detach().clone()
-            for name, stage in model.named_modules()
-            if hasattr(stage, 'edge_mask')}
+    return {
+        name: stage.edge_weights.detach().clone()
+        for name, stage in model.named_modules()
+        if hasattr(stage, 'edge_mask')
+    }
 
 
 @HOOKS.register_module()
@@ -23,10 +25,11 @@ class RankDumpHook(Hook):
     resume or ``load_from``) and ``edges_rank{r}.pth`` after training."""
 
     def before_train(self, runner):
-        torch.save(edge_weights(runner),
-                   osp.join(runner.work_dir,
-                            f'edges_start_rank{get_rank()}.pth'))
+        torch.save(
+            edge_weights(runner),
+            osp.join(runner.work_dir, f'edges_start_rank{get_rank()}.pth'))
 
     def after_train(self, runner):
-        torch.save(edge_weights(runner),
-                   osp.join(runner.work_dir, f'edges_rank{get_rank()}.pth'))
+        torch.save(
+            edge_weights(runner),
+            osp.join(runner.work_dir, f'edges_rank{get_rank()}.pth'))
