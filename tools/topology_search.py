@@ -26,6 +26,7 @@ from mmtopo.experiments.pipeline import (deployment_report, finetune_config,
                                          reference_backbone_cfg,
                                          sparsity_hook_cfg)
 from mmtopo.experiments.runs import test_metrics, train_run
+from mmtopo.utils.validation import check_output_dir
 
 
 def parse_args(argv=None):
@@ -73,6 +74,10 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         sys.exit(f'topology_search.py: error: --rounds must be >= 1, got '
                  f'{args.rounds}')
+    try:
+        check_output_dir('--work-dir', args.work_dir)
+    except ValueError as err:
+        sys.exit(f'topology_search.py: error: {err}')
     work_dir = Path(args.work_dir)
     hook = sparsity_hook_cfg(cfg)
     print(f'[1/4] search: {args.config}', flush=True)
@@ -89,7 +94,8 @@ def main(argv=None) -> int:
                            work_dir / 'finetune' / 'test')
     report = deployment_report(tuned, run.checkpoint,
                                reference_backbone_cfg(cfg),
-                               hook['flops_input_shape'], args.rounds)
+                               hook.get('flops_input_shape', (3, 224, 224)),
+                               args.rounds)
     summary = dict(
         config=tuned, checkpoint=run.checkpoint, test=metrics, **report)
     (work_dir / 'summary.json').write_text(json.dumps(summary, indent=1))

@@ -22,13 +22,16 @@ param_scheduler = [
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={'edge_weights': dict(lr_mult=10., decay_mult=0.)}))
+# lambda from 0.05 growing 4% an iteration after the warm-up: on the hard
+# set's val (seed 0) the budget was met at iteration 110 of 250, leaving
+# the rest of the search to recover (docs/results.md)
 custom_hooks = [
     dict(
         type='EdgeSparsityHook',
-        lambda_=1e-2,
+        lambda_=5e-2,
         begin=50,  # after the warm-up
         target_flops=dict(of=reference),
-        lambda_growth=1.03,
+        lambda_growth=1.04,
         flops_input_shape=(3, 128, 128),
         interval=10),
     dict(type='TopologyVisualizationHook', interval=search_epochs),

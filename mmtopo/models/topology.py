@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from .graph import Edge
+from ..utils.validation import (check_bool, check_choice, check_int,
+                                check_number)
+from .graph import Edge, prune_graph
 
 
 @dataclass
@@ -35,6 +37,9 @@ class StageTopology:
     routed: Tuple[int, ...] = ()
     router: Optional[dict] = None
     threshold: float = 0.0
+    # whether the graph may cut every path through the stage (its output
+    # then constant zero): only when asked for, never by accident
+    allow_cut: bool = False
 
 
 def in_degree_weights(mask: torch.Tensor) -> torch.Tensor:
@@ -96,28 +101,32 @@ LEARNABLE_INITS = ('residual', 'uniform', 'ones')
 
 def _learnable(num_nodes: int,
                stage: int,
-               init: str = 'residual') -> StageTopology:
+               init: str = 'residual',
+               allow_cut: bool = False) -> StageTopology:
+    check_choice('topology.init', init, LEARNABLE_INITS)
     mask = complete_mask(num_nodes)
     if init == 'residual':
         weights = chain_mask(num_nodes).float()
     elif init == 'uniform':
         weights = in_degree_weights(mask)
-    elif init == 'ones':
-        weights = mask.float()
     else:
-        raise ValueError(f"topology.init must be one of {LEARNABLE_INITS}, "
-                         f'got {init!r}')
-    return StageTopology(mask, weights, learnable=True)
+        weights = mask.float()
+    return StageTopology(
+        mask,
+        weights,
+        learnable=True,
+        allow_cut=check_bool('topology.allow_cut', allow_cut))
 
 
 def _dynamic(num_nodes: int,
              stage: int,
              init: str = 'residual',
              threshold: float = 0.0,
-             router: Optional[dict] = None) -> StageTopology:
+             router: Optional[dict] = None,
+             allow_cut: bool = False) -> StageTopology:
     """The learnable complete DAG with a router on every node that has
     more than one candidate input (instance-aware wiring)."""
-    topo = _learnable(num_nodes, stage, init=init)
+    topo = _learnable(num_nodes, stage, init=init, allow_cut=allow_cut)
     _check_router(router, threshold, f'topology[{stage}] (dynamic)')
     topo.routed = tuple(
         j for j in range(num_nodes) if int(topo.mask[:, j].sum()) > 1)
@@ -136,18 +145,22 @@ def _check_router(router, threshold, where: str) -> None:
 def check_threshold(threshold,
                     where: str,
                     field: str = 'topology.threshold') -> None:
-    """A gate threshold lies in ``[0, 2)``: the gates lie in (0, 2)."""
-    if not (isinstance(threshold, (int, float)) and 0 <= threshold < 2):
-        raise ValueError(f'{where}: {field} must be in [0, 2) '
-                         f'(the gates lie in (0, 2)), got {threshold!r}')
+    """A gate threshold lies in ``[0, 1)``. The gates lie in (0, 2) and
+    start at exactly 1 (the routers' last layer starts at zero), so a
+    threshold of 1 or more would close every gate at the first step: every
+    stage would output zeros and no router would learn to open it."""
+    if not (isinstance(threshold, (int, float))
+            and not isinstance(threshold, bool) and 0 <= threshold < 1):
+        raise ValueError(f'{where}: {field} must be a number in [0, 1) '
+                         '(every gate starts at 1; a threshold of 1 or more '
+                         f'closes them all), got {threshold!r}')
 
 
 RANDOM_GRAPHS = ('er', 'ws', 'ba')
 
 
 def _check_probability(p: float) -> None:
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f'topology.p must be in [0, 1], got {p!r}')
+    check_number('topology.p', p, low=0, high=1)
 
 
 def _er_edges(n: int, rng: np.random.Generator, p: float) -> List[Edge]:
@@ -226,9 +239,8 @@ def _random(num_nodes: int,
             graph: str = 'er',
             seed: int = 0,
             **graph_args) -> StageTopology:
-    if graph not in RANDOM_SAMPLERS:
-        raise ValueError(f'topology.graph must be one of {RANDOM_GRAPHS}, '
-                         f'got {graph!r}')
+    check_choice('topology.graph', graph, RANDOM_GRAPHS)
+    check_int('topology.seed', seed, min_value=0)
     sampler = RANDOM_SAMPLERS[graph]
     _check_fields(
         graph_args, _spec_fields(sampler, 2),
@@ -264,9 +276,16 @@ def _custom(num_nodes: int,
             removed: Sequence[int] = (),
             routed: Sequence[int] = (),
             router: Optional[dict] = None,
-            threshold: float = 0.0) -> StageTopology:
+            threshold: float = 0.0,
+            allow_cut: bool = False) -> StageTopology:
     where = f'topology[{stage}] (custom)'
     _check_router(router, threshold, where)
+    check_bool(f'{where}: topology.learnable', learnable)
+    check_bool(f'{where}: topology.allow_cut', allow_cut)
+    for field, values in (('removed', removed), ('routed', routed)):
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f'{where}: topology.{field} must be a list of '
+                             f'node indices, got {values!r}')
     if routed and router is None:
         raise ValueError(f'{where}: topology.routed lists {list(routed)} '
                          'but topology.router is not set')
@@ -277,15 +296,28 @@ def _custom(num_nodes: int,
         if not (isinstance(k, int) and 1 <= k < last):
             raise ValueError(f'{where}: topology.removed lists {k!r}, but '
                              f'only blocks 1..{last - 1} can be removed')
-    if weights is not None and len(weights) != len(edges):
-        raise ValueError(f'{where}: topology.weights has {len(weights)} '
-                         f'values for {len(edges)} edges')
+    if not isinstance(edges, (list, tuple)):
+        raise ValueError(f'{where}: topology.edges must be a list of pairs '
+                         f'(i, j), got {edges!r}')
+    if weights is not None:
+        if not isinstance(weights, (list, tuple)):
+            raise ValueError(f'{where}: topology.weights must be a list of '
+                             f'numbers, got {weights!r}')
+        if len(weights) != len(edges):
+            raise ValueError(f'{where}: topology.weights has {len(weights)} '
+                             f'values for {len(edges)} edges')
+        for k, w in enumerate(weights):
+            check_number(
+                f'{where}: topology.weights[{k}] (edge '
+                f'{tuple(edges[k])})', w)
     mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
     values = torch.zeros(num_nodes, num_nodes)
     for k, edge in enumerate(edges):
-        if len(edge) != 2:
-            raise ValueError(f'{where}: edge {edge!r} is not a pair (i, j)')
-        i, j = (int(v) for v in edge)
+        if not (isinstance(edge, (list, tuple)) and len(edge) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in edge)):
+            raise ValueError(f'{where}: edge {edge!r} is not a pair of node '
+                             'indices (i, j)')
+        i, j = edge
         if not (0 <= i <= last and 0 <= j <= last):
             raise ValueError(f'{where}: edge ({i}, {j}) is out of range: '
                              f'nodes are 0..{last}')
@@ -307,11 +339,12 @@ def _custom(num_nodes: int,
     return StageTopology(
         mask,
         values,
-        learnable=bool(learnable),
+        learnable=learnable,
         removed=tuple(sorted(set(removed))),
         routed=tuple(sorted(set(routed))),
         router=None if router is None else dict(router),
-        threshold=float(threshold))
+        threshold=float(threshold),
+        allow_cut=allow_cut)
 
 
 TOPOLOGY_BUILDERS: Dict[str, Callable[..., StageTopology]] = dict(
@@ -347,6 +380,7 @@ def build_stage_topology(spec: dict, num_blocks: int,
             f'topology[{stage}] of type {kind!r}: {err}') from None
     check_connected(topo.mask, f'topology[{stage}] ({kind})', topo.removed)
     topo.weights = topo.weights * topo.mask
+    check_not_cut(topo, f'topology[{stage}] ({kind})')
     if num_blocks == 1 and topo.learnable:
         # A single edge can only scale the stage output, which the next
         # norm undoes, so the sparsity step would shrink it towards zero
@@ -360,6 +394,34 @@ def build_stage_topology(spec: dict, num_blocks: int,
         topo.learnable = False
         topo.routed = ()  # nothing to route either
     return topo
+
+
+def zero_edges(mask: torch.Tensor, weights: torch.Tensor) -> List[Edge]:
+    """The edges of ``mask`` whose weight is exactly zero."""
+    return [
+        tuple(e) for e in (mask.bool() & (weights == 0)).nonzero().tolist()
+    ]
+
+
+def is_cut(mask: torch.Tensor, weights: torch.Tensor) -> bool:
+    """Whether no path of non-zero edges leads from node 0 to the output
+    node (the stage's output is then constant zero)."""
+    n = mask.shape[0]
+    edges = [(i, j, float(weights[i, j]))
+             for i, j in mask.bool().nonzero().tolist()]
+    return not prune_graph(n, edges)[1][-1]
+
+
+def check_not_cut(topo: StageTopology, where: str) -> None:
+    """A graph whose zero edges cut every path through the stage is an
+    error, unless ``allow_cut`` asks for it."""
+    if not topo.allow_cut and is_cut(topo.mask, topo.weights):
+        zeros = zero_edges(topo.mask, topo.weights)
+        raise ValueError(
+            f'{where}: the zero-weight edges {zeros} cut every path from '
+            'the stage input to its output, so the stage would output zeros '
+            'and its edges get no gradient; give a non-zero weight on some '
+            'path, or set allow_cut=True to build it so on purpose')
 
 
 def build_topologies(topology, num_stages: int,

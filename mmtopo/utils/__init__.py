@@ -1,3 +1,8 @@
-from .checkpoint import MMENGINE_CHECKPOINT_GLOBALS, allow_mmengine_checkpoints
+from .checkpoint import (MMENGINE_CHECKPOINT_GLOBALS,
+                         allow_mmengine_checkpoints,
+                         name_unreadable_checkpoints)
 
-__all__ = ['MMENGINE_CHECKPOINT_GLOBALS', 'allow_mmengine_checkpoints']
+__all__ = [
+    'MMENGINE_CHECKPOINT_GLOBALS', 'allow_mmengine_checkpoints',
+    'name_unreadable_checkpoints'
+]

@@ -6,7 +6,9 @@ scalars in it, ...). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` would make
 them load but lets any checkpoint run code; allow-listing exactly these types
 keeps every other object refused.
 """
+import os.path as osp
 import pickle
+import zipfile
 from typing import List
 
 import numpy as np
@@ -65,3 +67,45 @@ def allow_mmengine_checkpoints() -> None:
     """Allow-list :data:`MMENGINE_CHECKPOINT_GLOBALS` for ``torch.load``."""
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
+
+
+def _readable_checkpoint(filename: str, map_location):
+    """mmengine's loader of local checkpoint files, with a file that is not
+    a readable checkpoint named in the error: truncated or not a torch
+    archive, or holding objects the safe loader refuses. The refusal does
+    not pass on torch's advice to load with ``weights_only=False``, which
+    would let an untrusted file run code."""
+    from mmengine.runner.checkpoint import load_from_local
+    try:
+        return load_from_local(filename, map_location)
+    except pickle.UnpicklingError:
+        if zipfile.is_zipfile(osp.expanduser(filename)):  # a torch archive
+            raise ValueError(
+                f'{filename} is not a checkpoint mmtopo loads: it holds '
+                'objects that are not weights or the types mmengine saves '
+                "(refused by torch's weights_only loading)") from None
+        raise ValueError(
+            f'{filename} is not a readable checkpoint (truncated, or not a '
+            'file torch.save wrote)') from None
+    except (RuntimeError, EOFError, ValueError) as err:
+        if isinstance(err, RuntimeError) and not _unreadable(err):
+            raise
+        raise ValueError(
+            f'{filename} is not a readable checkpoint (truncated, or not a '
+            'file torch.save wrote)') from None
+
+
+def _unreadable(err: RuntimeError) -> bool:
+    text = str(err)
+    return any(
+        s in text for s in ('PytorchStreamReader', 'zip archive',
+                            'Invalid magic number', 'file not found'))
+
+
+def name_unreadable_checkpoints() -> None:
+    """Load local checkpoint files (mmengine's ``load_from_local``: the
+    runner's ``load_from`` and ``resume``, ``init_cfg`` ``Pretrained``,
+    ``load_checkpoint``) through :func:`_readable_checkpoint`."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_readable_checkpoint, force=True)

@@ -3,6 +3,7 @@ finiteness. Every error names the field, the value given and what is
 allowed; nothing is coerced (a number given as a string, a bool given as
 an int, or an int given as a bool is an error)."""
 import math
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 
@@ -17,13 +18,16 @@ def check_bool(field: str, value: Any) -> bool:
     return value
 
 
-def check_int(field: str, value: Any, min_value: Optional[int] = None,
+def check_int(field: str,
+              value: Any,
+              min_value: Optional[int] = None,
               max_value: Optional[int] = None) -> int:
     """``value`` must be an int (not a bool, not a float) within the
     bounds given (inclusive)."""
     if not (isinstance(value, int) and not isinstance(value, bool)) or (
-            min_value is not None and value < min_value) or (
-                max_value is not None and value > max_value):
+            min_value is not None
+            and value < min_value) or (max_value is not None
+                                       and value > max_value):
         raise ValueError(f'{field} must be {_int_range(min_value, max_value)}'
                          f', got {value!r}')
     return value
@@ -39,8 +43,11 @@ def _int_range(low, high) -> str:
     return 'an integer'
 
 
-def check_number(field: str, value: Any, low: Optional[float] = None,
-                 high: Optional[float] = None, low_open: bool = False,
+def check_number(field: str,
+                 value: Any,
+                 low: Optional[float] = None,
+                 high: Optional[float] = None,
+                 low_open: bool = False,
                  high_open: bool = False) -> float:
     """``value`` must be a finite int or float (not a bool, not a string)
     in the interval given (closed unless ``*_open``); returns it as a
@@ -78,9 +85,37 @@ def check_choice(field: str, value: Any, choices: Sequence) -> Any:
 
 def check_shape(field: str, value: Any, length: int) -> tuple:
     """``value`` must be a list or tuple of ``length`` positive ints."""
-    if not (isinstance(value, (list, tuple)) and len(value) == length
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                    for v in value)):
+    if not (isinstance(value, (list, tuple)) and len(value) == length and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for v in value)):
         raise ValueError(f'{field} must be {length} positive integers, got '
                          f'{value!r}')
     return tuple(value)
+
+
+def check_output_file(field: str,
+                      path: str,
+                      suffixes: Sequence[str] = ('.png', )) -> str:
+    """``path`` must name a file to write: not an existing folder, with one
+    of ``suffixes``, in a folder that exists."""
+    target = Path(path)
+    if target.is_dir():
+        example = str(target / ('out' + suffixes[0]))
+        raise ValueError(f'{field} {path!r} is a folder; give the file to '
+                         f'write, e.g. {example!r}')
+    if target.suffix.lower() not in suffixes:
+        raise ValueError(f'{field} {path!r} must end in one of '
+                         f'{list(suffixes)}')
+    if not target.parent.is_dir():
+        raise ValueError(f'{field} {path!r}: its folder {str(target.parent)!r}'
+                         ' does not exist')
+    return path
+
+
+def check_output_dir(field: str, path: str) -> str:
+    """``path`` must be a folder to write into (made if missing), not an
+    existing file."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f'{field} {path!r} is a file; give a folder to '
+                         'write into')
+    return path

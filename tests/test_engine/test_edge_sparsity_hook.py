@@ -748,43 +748,48 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
     ]
 
 
-@pytest.mark.parametrize('kwargs,words', [
-    (dict(lambda_=-0.1), 'lambda_ must be a finite number >= 0, got -0.1'),
-    (dict(lambda_=float('nan')), 'lambda_'),
-    (dict(begin=10, end=5), 'end (5) must be after begin (10)'),
-    (dict(target_ratio=0.0), 'target_ratio must be a finite number in (0, 1], got 0.0'),
-    (dict(target_ratio=1.5), 'target_ratio must be a finite number in (0, 1], got 1.5'),
-    (dict(target_flops=0), 'target_flops must be a fraction in (0, 1] of '
-     "the dense backbone's FLOPs"),
-    (dict(lambda_growth=0.9,
-          target_ratio=0.5), 'lambda_growth must be a finite number >= 1, got 0.9'),
-    (dict(lambda_growth=1.1),
-     'lambda_growth (1.1) grows lambda until a budget is met: give '
-     'target_ratio or target_flops, or leave lambda_growth out'),
-    (dict(warmup=-1), 'warmup must be an integer >= 0, got -1'),
-    (dict(begin=-1), 'begin must be an integer >= 0, got -1'),
-    (dict(begin=5, end=5), 'end (5) must be after begin (5)'),
-    (dict(interval=0), 'interval must be an integer >= 1, got 0'),
-    # numbers given as strings, floats for integers, strings for booleans
-    (dict(interval=2.5), 'interval must be an integer >= 1, got 2.5'),
-    (dict(begin='5'), "begin must be an integer >= 0, got '5'"),
-    (dict(end=10.0), 'end must be an integer, got 10.0'),
-    (dict(lambda_='1e-4'), "lambda_ must be a finite number >= 0, got "
-     "'1e-4'"),
-    (dict(target_ratio='0.5'), "target_ratio must be a finite number in "
-     "(0, 1], got '0.5'"),
-    (dict(target_flops='0.8'), "target_flops must be a fraction in (0, 1]"),
-    (dict(lambda_growth=float('inf'), target_ratio=0.5),
-     'lambda_growth must be a finite number >= 1, got inf'),
-    (dict(keep_output_scale='no'),
-     "keep_output_scale must be True or False, got 'no'"),
-    (dict(by_epoch=1), 'by_epoch must be True or False, got 1'),
-    (dict(warmup=True), 'warmup must be an integer >= 0, got True'),
-    (dict(flops_input_shape=(3, 0, 16)),
-     'flops_input_shape must be 3 positive integers, got (3, 0, 16)'),
-    (dict(flops_input_shape=(16, 16)),
-     'flops_input_shape must be 3 positive integers, got (16, 16)'),
-])
+@pytest.mark.parametrize(
+    'kwargs,words',
+    [
+        (dict(lambda_=-0.1), 'lambda_ must be a finite number >= 0, got -0.1'),
+        (dict(lambda_=float('nan')), 'lambda_'),
+        (dict(begin=10, end=5), 'end (5) must be after begin (10)'),
+        (dict(target_ratio=0.0),
+         'target_ratio must be a finite number in (0, 1], got 0.0'),
+        (dict(target_ratio=1.5),
+         'target_ratio must be a finite number in (0, 1], got 1.5'),
+        (dict(target_flops=0), 'target_flops must be a fraction in (0, 1] of '
+         "the dense backbone's FLOPs"),
+        (dict(lambda_growth=0.9, target_ratio=0.5),
+         'lambda_growth must be a finite number >= 1, got 0.9'),
+        (dict(lambda_growth=1.1),
+         'lambda_growth (1.1) grows lambda until a budget is met: give '
+         'target_ratio or target_flops, or leave lambda_growth out'),
+        (dict(warmup=-1), 'warmup must be an integer >= 0, got -1'),
+        (dict(begin=-1), 'begin must be an integer >= 0, got -1'),
+        (dict(begin=5, end=5), 'end (5) must be after begin (5)'),
+        (dict(interval=0), 'interval must be an integer >= 1, got 0'),
+        # numbers given as strings, floats for integers, strings for booleans
+        (dict(interval=2.5), 'interval must be an integer >= 1, got 2.5'),
+        (dict(begin='5'), "begin must be an integer >= 0, got '5'"),
+        (dict(end=10.0), 'end must be an integer, got 10.0'),
+        (dict(lambda_='1e-4'), "lambda_ must be a finite number >= 0, got "
+         "'1e-4'"),
+        (dict(target_ratio='0.5'), "target_ratio must be a finite number in "
+         "(0, 1], got '0.5'"),
+        (dict(target_flops='0.8'),
+         "target_flops must be a fraction in (0, 1]"),
+        (dict(lambda_growth=float('inf'), target_ratio=0.5),
+         'lambda_growth must be a finite number >= 1, got inf'),
+        (dict(keep_output_scale='no'),
+         "keep_output_scale must be True or False, got 'no'"),
+        (dict(by_epoch=1), 'by_epoch must be True or False, got 1'),
+        (dict(warmup=True), 'warmup must be an integer >= 0, got True'),
+        (dict(flops_input_shape=(3, 0, 16)),
+         'flops_input_shape must be 3 positive integers, got (3, 0, 16)'),
+        (dict(flops_input_shape=(16, 16)),
+         'flops_input_shape must be 3 positive integers, got (16, 16)'),
+    ])
 def test_bad_arguments(kwargs, words):
     with pytest.raises(ValueError) as info:
         EdgeSparsityHook(**kwargs)

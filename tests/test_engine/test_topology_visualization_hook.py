@@ -32,5 +32,19 @@ def test_registered_and_checks_its_interval():
     assert isinstance(
         HOOKS.build(dict(type='TopologyVisualizationHook')),
         TopologyVisualizationHook)
-    with pytest.raises(ValueError, match='interval must be >= 1, got 0'):
+    with pytest.raises(
+            ValueError, match='interval must be an integer >= 1, got 0'):
         TopologyVisualizationHook(interval=0)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(interval=1.5), 'interval must be an integer >= 1, got 1.5'),
+    (dict(by_epoch='yes'), "by_epoch must be True or False, got 'yes'"),
+    (dict(out_dir=''), "out_dir must be a folder name (a non-empty string), "
+     "got ''"),
+    (dict(dpi=0), 'dpi must be an integer >= 1, got 0'),
+])
+def test_bad_arguments_name_the_field_and_value(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        TopologyVisualizationHook(**kwargs)
+    assert str(info.value) == message

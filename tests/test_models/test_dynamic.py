@@ -54,7 +54,11 @@ def make_dynamic_stage(blocks,
             removed=removed,
             routed=routed,
             router=dict(type='EdgeRouter', reduction=1, min_hidden=4),
-            threshold=threshold), blocks, 0)
+            threshold=threshold,
+            # the drawn zeros may cut the stage: its formula is checked too
+            allow_cut=True),
+        blocks,
+        0)
     modules = [BasicBlock(CHANNELS, CHANNELS) for _ in range(blocks)]
     stage = DynamicStageGraph(modules, topo, edge_grad=edge_grad).double()
     vary_norms(stage)

@@ -312,8 +312,8 @@ def test_every_mask_is_boolean(spec):
 @pytest.mark.parametrize('edges,message', [
     (None, 'topology[2] (custom): topology.edges must list the edges (i, j)'),
     ([], 'topology[2] (custom): topology.edges must list the edges (i, j)'),
-    ([(0, 1, 2)], 'topology[2] (custom): edge (0, 1, 2) is not a pair '
-     '(i, j)'),
+    ([(0, 1, 2)], 'topology[2] (custom): edge (0, 1, 2) is not a pair of '
+     'node indices (i, j)'),
     ([(0, 1), (1, 0)], 'topology[2] (custom): edge (1, 0) does not run from '
      'a lower to a higher node: it would make the graph cyclic'),
 ])
@@ -344,14 +344,14 @@ def test_graph_errors_in_full(spec, message):
 @pytest.mark.parametrize('spec,message', [
     (dict(type='learnable', foo=1),
      "topology[3] of type 'learnable' got unknown field(s) ['foo']; it "
-     "accepts ['init']"),
+     "accepts ['allow_cut', 'init']"),
     (dict(type='custom', edges=[(0, 1), (1, 2)], weight=[1, 1]),
      "topology[3] of type 'custom' got unknown field(s) ['weight']; it "
-     "accepts ['edges', 'learnable', 'removed', 'routed', 'router', "
-     "'threshold', 'weights']"),
+     "accepts ['allow_cut', 'edges', 'learnable', 'removed', 'routed', "
+     "'router', 'threshold', 'weights']"),
     (dict(type='dynamic', tau=0.5),
      "topology[3] of type 'dynamic' got unknown field(s) ['tau']; it "
-     "accepts ['init', 'router', 'threshold']"),
+     "accepts ['allow_cut', 'init', 'router', 'threshold']"),
     (dict(type='residual', init='ones'),
      "topology[3] of type 'residual' got unknown field(s) ['init']; it "
      'accepts []'),

@@ -77,9 +77,38 @@ def test_foreign_object_is_still_refused(tmp_path):
             pickle.UnpicklingError, match='Weights only load '
             'failed'):
         torch.load(path)
+    # through mmengine's loaders: refused, the file named, and without
+    # torch's advice to load it unsafely
     from mmengine.runner import CheckpointLoader
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError) as info:
         CheckpointLoader.load_checkpoint(str(path))
+    assert str(info.value) == (
+        f'{path} is not a checkpoint mmtopo loads: it holds objects that '
+        'are not weights or the types mmengine saves (refused by torch\'s '
+        'weights_only loading)')
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'garbage'])
+def test_an_unreadable_checkpoint_file_is_named(tmp_path, damage):
+    """Through mmengine's loaders (load_from, resume, Pretrained,
+    load_checkpoint) and the tools: the file is named, torch's stream
+    errors and its weights_only=False advice do not reach the user."""
+    from mmengine.runner import load_checkpoint
+
+    import mmtopo  # noqa: F401
+    model = torch.nn.Linear(2, 2)
+    path = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) //
+                          2] if damage == 'truncated' else bytes(range(256)) *
+                     4)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(model, str(path))
+    assert str(info.value) == (
+        f'{path} is not a readable checkpoint (truncated, or not a file '
+        'torch.save wrote)')
+    assert 'weights_only' not in str(info.value)
 
 
 class GetattrPayload:

@@ -118,8 +118,11 @@ def main(argv: Optional[list] = None) -> int:
         action=DictAction,
         help='override config settings, key=value')
     args = parser.parse_args(argv)
-    if len(args.shape) not in (1, 2):
-        parser.error(f'--shape takes H W or one size, got {args.shape}')
+    if len(args.shape) not in (1, 2) or min(args.shape) < 1:
+        parser.error(f'--shape takes H W or one size, positive integers, '
+                     f'got {args.shape}')
+    if args.threshold < 0:
+        parser.error(f'--threshold must be >= 0, got {args.threshold}')
     shape = tuple(args.shape) * (3 - len(args.shape))
 
     cfg = Config.fromfile(args.config)

@@ -22,6 +22,7 @@ from mmengine.runner import load_checkpoint
 
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
 from mmtopo.models import topology_backbone
+from mmtopo.utils.validation import check_int, check_output_file
 from mmtopo.visualization import draw_topology
 from mmtopo.visualization.gates import (GateRecorder, draw_gates,
                                         gate_statistics)
@@ -55,7 +56,14 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='override config settings, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        check_output_file('--out', args.out, ('.png', '.pdf', '.svg', '.jpg'))
+        check_int('--dpi', args.dpi, min_value=1)
+        check_int('--max-images', args.max_images, min_value=1)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
 
 
 def main(argv=None) -> int:
@@ -84,8 +92,6 @@ def main(argv=None) -> int:
 def _gates_figure(cfg, args, model, backbone, title):
     """Run ``model`` over the data set in eval mode, recording the gates."""
     from mmengine.runner import Runner
-    if args.max_images < 1:
-        raise ValueError(f'--max-images must be >= 1, got {args.max_images}')
     recorder = GateRecorder(backbone)  # refuses a backbone without routers
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'])
     model.eval()

@@ -22,6 +22,7 @@ from mmengine.runner import load_checkpoint
 import mmtopo  # noqa: F401  (registers modules, safe checkpoint loading)
 from mmtopo.models import topology_backbone
 from mmtopo.utils.pruning import prune_model, save_pruned
+from mmtopo.utils.validation import check_number, check_output_dir
 
 
 def prune(config: str, checkpoint: str, threshold: float = 0.0):
@@ -55,6 +56,11 @@ def main(argv=None) -> int:
         help='prune edges with |w| <= this (default: exact '
         'zeros only)')
     args = parser.parse_args(argv)
+    try:
+        check_output_dir('OUT_DIR', args.out_dir)
+        check_number('--threshold', args.threshold, low=0)
+    except ValueError as err:
+        parser.error(str(err))
     cfg, pruned, model = prune(args.config, args.checkpoint, args.threshold)
     stem = osp.splitext(osp.basename(args.config))[0] + '_pruned'
     cfg_path, ckpt_path = save_pruned(

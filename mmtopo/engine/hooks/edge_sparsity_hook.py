@@ -112,8 +112,8 @@ class EdgeSparsityHook(Hook):
         check_bool('by_epoch', by_epoch)
         check_int('warmup', warmup, min_value=0)
         if target_ratio is not None:
-            check_number('target_ratio', target_ratio, low=0, high=1,
-                         low_open=True)
+            check_number(
+                'target_ratio', target_ratio, low=0, high=1, low_open=True)
         _check_target_flops(target_flops)
         has_budget = target_ratio is not None or target_flops is not None
         if lambda_growth is not None and not has_budget:
@@ -181,8 +181,10 @@ class EdgeSparsityHook(Hook):
         hub.update_info(LAMBDA_SCALE_KEY, scale)
         self.shifts.start(self._stages, hub, resumed)
         if not self._stages and self.budget is not None:
-            frozen = [name for name, m in model.named_modules()
-                      if isinstance(m, StageGraph) and m.learnable]
+            frozen = [
+                name for name, m in model.named_modules()
+                if isinstance(m, StageGraph) and m.learnable
+            ]
             why = (f'the learnable stages {frozen} are all frozen '
                    '(frozen_stages, or requires_grad=False)' if frozen else
                    'the model has no learnable edges (a fixed topology, or '

@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 
 from ...models import topology_backbones
 from ...registry import register_hook
+from ...utils.validation import check_bool, check_int
 from ...visualization import draw_topology, figure_to_rgb
 
 
@@ -36,8 +37,12 @@ class TopologyVisualizationHook(Hook):
                  by_epoch: bool = True,
                  out_dir: str = 'topology',
                  dpi: int = 110):
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval!r}')
+        check_int('interval', interval, min_value=1)
+        check_bool('by_epoch', by_epoch)
+        if not (isinstance(out_dir, str) and out_dir):
+            raise ValueError(f'out_dir must be a folder name (a non-empty '
+                             f'string), got {out_dir!r}')
+        check_int('dpi', dpi, min_value=1)
         self.interval = interval
         self.by_epoch = by_epoch
         self.out_dir = out_dir

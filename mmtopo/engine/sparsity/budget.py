@@ -163,9 +163,12 @@ class EdgeBudget:
 
     def describe_target(self) -> str:
         """The targets as given."""
-        return ', '.join(f'{name}={value!r}' for name, value in (
-            ('target_ratio', self.target_ratio),
-            ('target_flops', self.target_flops)) if value is not None)
+        return ', '.join(f'{name}={value!r}'
+                         for name, value in (('target_ratio',
+                                              self.target_ratio),
+                                             ('target_flops',
+                                              self.target_flops))
+                         if value is not None)
 
     def describe(self) -> str:
         """The targets and where the graph stands against them."""

@@ -119,7 +119,8 @@ class TopoMixin:
     def forward(self, x):
         if is_compiling():  # the stages trace their weights
             return super().forward(x)
-        with edge_values_read(self.stages):  # one host read, not one a stage
+        # one host read, not one a stage
+        with edge_values_read(self.stages, self.stage_names):
             return super().forward(x)
 
     def train(self, mode: bool = True):

@@ -102,6 +102,7 @@ class DynamicStageGraph(StageGraph):
         for j in range(1, last + 1):
             if not run[j]:
                 if j == last:  # every path is cut: constant zero
+                    self.report_cut()
                     return torch.zeros_like(first)
                 continue  # a removed node
             sources = [

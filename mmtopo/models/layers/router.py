@@ -9,6 +9,7 @@ from mmengine.model import BaseModule, ModuleDict
 from torch import nn
 
 from ...registry import MODELS, register_model
+from ...utils.validation import check_int
 from ..topology import check_threshold
 
 
@@ -39,9 +40,7 @@ class EdgeRouter(BaseModule):
                                                            num_inputs),
                             ('reduction', reduction), ('min_hidden',
                                                        min_hidden)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f'router.{name} must be a positive integer, '
-                                 f'got {value!r}')
+            check_int(f'router.{name}', value, min_value=1)
         check_threshold(threshold, 'EdgeRouter', field='threshold')
         self.in_channels = in_channels
         self.num_inputs = num_inputs

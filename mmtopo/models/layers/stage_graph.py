@@ -10,24 +10,43 @@ has no break, does not change when a weight does, and the compiler fuses the
 sums.
 """
 import logging
+import math
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModule, ModuleDict
 from torch import nn
 
 from ..graph import live_nodes, reaching_nodes
-from ..topology import StageTopology
+from ..topology import StageTopology, is_cut, zero_edges
 from .compiling import is_compiling
 from .edge_functions import (EDGE_GRADS, EdgeGradients, EdgeSink, FanOut,
                              WeightedSum, edge_grad_scale, run_on_sum,
                              scale_grad)
 
 
+def check_finite_edges(values: List[list], name: str) -> None:
+    """Refuse edge weights (as read to the host) that are NaN or infinite,
+    naming the stage, the edges and, in a training run, the iteration:
+    the divergence shows where it starts, not in a loss hooks later."""
+    if all(math.isfinite(w) for row in values for w in row):
+        return
+    bad = [(i, j, w) for i, row in enumerate(values) for j, w in enumerate(row)
+           if not math.isfinite(w)]
+    hub = MessageHub.get_current_instance()
+    step = hub.get_info('iter')
+    when = '' if step is None else f' at iteration {step}'
+    raise FloatingPointError(
+        f'{name}: edge weights (i, j, weight) {bad} are not finite{when}: '
+        'the training diverged (lower the learning rate of the edges, or '
+        'clip the gradients)')
+
+
 @contextmanager
-def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
+def edge_values_read(stages: Sequence['StageGraph'],
+                     names: Optional[Sequence[str]] = None) -> Iterator[None]:
     """While active, the stages' forward passes use their edge weights as
     read on entry, all learnable stages in one device-to-host copy: one
     sync per backbone forward on a GPU instead of one per stage. The
@@ -35,25 +54,32 @@ def edge_values_read(stages: Sequence['StageGraph']) -> Iterator[None]:
     steps). Fixed weights are read once and kept until they change (a
     checkpoint load), so the residual wiring adds no op at all. The
     trained stages share one :class:`EdgeGradients`, so that the
-    backbone's edge gradients are assembled in one stack."""
-    learned = [stage for stage in stages if stage.learnable]
+    backbone's edge gradients are assembled in one stack.
+
+    Weights that are not finite are refused where they are read
+    (:func:`check_finite_edges`, named by ``names``), at no extra sync.
+    """
+    names = names or [f'stage {k}' for k in range(len(stages))]
+    learned = [(name, stage) for name, stage in zip(names, stages)
+               if stage.learnable]
     for stage in stages:
         if not stage.learnable:
             stage._preread = stage._fixed_values()
     if learned:
-        weights = [stage.edge_weights.detach() for stage in learned]
+        weights = [stage.edge_weights.detach() for _, stage in learned]
         flat = (weights[0].reshape(-1) if len(weights) == 1 else torch.cat(
             [w.reshape(-1) for w in weights])).tolist()
         start = 0
-        for stage, w in zip(learned, weights):
+        for (name, stage), w in zip(learned, weights):
             n = w.shape[0]
             stage._preread = [
                 flat[start + r * n:start + (r + 1) * n] for r in range(n)
             ]
+            check_finite_edges(stage._preread, name)
             start += n * n
     # a dynamic stage's sums are plain autograd (DynamicStageGraph)
     trained = [
-        stage for stage in learned if torch.is_grad_enabled()
+        stage for _, stage in learned if torch.is_grad_enabled()
         and stage.edge_weights.requires_grad and not stage.dynamic
     ]
     if trained:
@@ -136,6 +162,8 @@ class StageGraph(BaseModule):
                 f'the topology routes nodes {list(topology.routed)}: a '
                 'stage with routers is a DynamicStageGraph')
         self.removed = tuple(topology.removed)
+        self.allow_cut = topology.allow_cut
+        self._cut_reported = False
         for i, block in enumerate(blocks):
             if i not in self.removed:  # a pruned graph stores no dead block
                 self.add_module(str(i), block)
@@ -239,8 +267,13 @@ class StageGraph(BaseModule):
     # -- what the eager and the traced forward share ----------------------
     def host_weights(self) -> List[list]:
         """The edge weights on the host: as the backbone read them for this
-        forward (:func:`edge_values_read`), else read now."""
-        return self._preread or self.edge_weights.detach().tolist()
+        forward (:func:`edge_values_read`), else read now (and refused if
+        not finite)."""
+        if self._preread:
+            return self._preread
+        values = self.edge_weights.detach().tolist()
+        check_finite_edges(values, 'the stage')
+        return values
 
     def is_learning(self) -> bool:
         """Whether this forward trains the edges. Then zero edges and blocks
@@ -275,6 +308,19 @@ class StageGraph(BaseModule):
             if torch.is_grad_enabled() and not self.training:
                 weights = torch.where(weights != 0, weights, weights.detach())
         return weights
+
+    def report_cut(self) -> None:
+        """Say once that the stage's output is constant zero (every path
+        through it cut), unless its topology allowed that on purpose."""
+        if self.allow_cut or self._cut_reported:
+            return
+        self._cut_reported = True
+        print_log(
+            'a stage graph computes a constant zero output: every path from '
+            f'its input to its output has a zero edge (edges (i, j, weight) '
+            f'{self.edges()}); it gets no gradient and cannot recover',
+            logger='current',
+            level=logging.WARNING)
 
     @staticmethod
     def active_on_device(weights: torch.Tensor, sources: List[int], j: int,
@@ -312,6 +358,7 @@ class StageGraph(BaseModule):
         for j in range(1, last + 1):
             if not run[j]:
                 if j == last:  # every path is cut: constant zero
+                    self.report_cut()
                     return torch.zeros_like(first)
                 continue  # a removed node
             weights = [w for w, _ in feeds[j]]
@@ -403,9 +450,34 @@ class StageGraph(BaseModule):
                 self.adapt_routers(state_dict, prefix, theirs)
                 state_dict = dict(state_dict)
                 self._adapt_graph(state_dict, prefix)
+        self._check_loaded_weights(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _check_loaded_weights(self, state_dict: dict, prefix: str) -> None:
+        """Refuse a checkpoint's edge weights that are not finite, or that
+        cut every path through the stage (unless it allows that)."""
+        weights = state_dict.get(prefix + 'edge_weights')
+        if not isinstance(weights, torch.Tensor) or \
+                weights.shape != self.edge_mask.shape:
+            return  # torch's own check names a wrong shape
+        mask = self.edge_mask.cpu()
+        values = weights.detach().cpu().float()
+        bad = [(i, j, float(values[i, j]))
+               for i, j in (mask & ~torch.isfinite(values)).nonzero().tolist()]
+        if bad:
+            raise ValueError(
+                f'checkpoint edge weights at {prefix}edge_weights are not '
+                f'finite: (i, j, weight) {bad} (the run that saved it '
+                'diverged)')
+        if not self.allow_cut and is_cut(mask, values):
+            zeros = zero_edges(mask, values)
+            raise ValueError(
+                f'checkpoint edge weights at {prefix}edge_weights cut every '
+                f'path through the stage (zero edges {zeros}): it would '
+                'output zeros; set allow_cut=True in its topology to load '
+                'it so on purpose')
 
     def adapt_routers(self, state_dict: dict, prefix: str,
                       their_mask: torch.Tensor) -> None:
