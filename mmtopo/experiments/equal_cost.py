@@ -102,19 +102,22 @@ class EqualCostRuns:
                config: str,
                run: Run,
                dense: bool = False) -> Dict[str, float]:
-        """The run's val and test metric, its training iterations and time,
-        and its backbone's FLOPs and parameters (``dense``: every edge
-        active, as the supernet computes while it learns)."""
+        """The run's val and test metric; its training iterations, time and
+        backbone FLOPs (per image, summed over the iterations); its
+        backbone's FLOPs and parameters (``dense``: every edge active, as
+        the supernet computes while it learns)."""
         test = test_metrics(
             config, run.checkpoint, run.work_dir / 'test', reuse=self.reuse)
         _, model = init_model(config)
         backbone = densified(model.backbone) if dense else model.backbone
+        costs = backbone_costs(backbone, self.task.input_shape)
         return dict(
             val=run.last(self.task.metric),
             test=test[self.task.metric],
-            train_seconds=sum(run.values('time')),
-            iters=len([r for r in run.rows if 'loss' in r]),
-            **backbone_costs(backbone, self.task.input_shape))
+            train_seconds=run.train_seconds,
+            iters=run.iterations,
+            train_flops=costs['flops'] * run.iterations,
+            **costs)
 
     # -- the steps the arms share -------------------------------------------
     def search(self) -> Run:
@@ -177,9 +180,15 @@ class EqualCostRuns:
         return self.scored(dense, self.train(dense, 'dense'), dense=True)
 
     def _with_search_cost(self, result: dict) -> dict:
+        """Add the search's training to an arm fine-tuned from it (the
+        supernet trains every block: its dense FLOPs)."""
         search = self.search()
-        result['train_seconds'] += sum(search.values('time'))
-        result['iters'] += len([r for r in search.rows if 'loss' in r])
+        _, model = init_model(self.task.search)
+        dense = backbone_costs(
+            densified(model.backbone), self.task.input_shape)['flops']
+        result['train_seconds'] += search.train_seconds
+        result['iters'] += search.iterations
+        result['train_flops'] += dense * search.iterations
         return result
 
     def random_subgraph(self) -> tuple:
@@ -215,15 +224,19 @@ class EqualCostRuns:
 def arms_table(results: Dict[str, List[dict]], metric: str) -> List[str]:
     """Markdown rows: per arm, test and val (mean ± std over seeds), the
     per-seed test values, backbone FLOPs and parameters against the stock
-    reference (means over seeds), and training iterations and time."""
-    stock_flops = np.mean([r['flops'] for r in results['stock']])
-    stock_params = np.mean([r['params'] for r in results['stock']])
+    reference (means over seeds), and the training: iterations, backbone
+    FLOPs summed over them, and time, against the stock reference's."""
+
+    def ratio(rows, key):
+        return np.mean([r[key] for r in rows]) / np.mean(
+            [r[key] for r in results['stock']])
+
     lines = [
         f'| arm | test {metric} (mean ± std) | test per seed | val '
         '(mean ± std) | backbone FLOPs vs stock | params vs stock | '
-        'train iterations | train time vs stock |', '| --- ' * 8 + '|'
+        'train iterations | training backbone FLOPs vs stock | train time '
+        'vs stock |', '| --- ' * 9 + '|'
     ]
-    stock_time = np.mean([r['train_seconds'] for r in results['stock']])
     for arm, rows in results.items():
         if not rows:
             continue
@@ -231,9 +244,8 @@ def arms_table(results: Dict[str, List[dict]], metric: str) -> List[str]:
             f'| {arm} | {mean_std(r["test"] for r in rows)} | '
             f'{per_seed([r["test"] for r in rows])} | '
             f'{mean_std(r["val"] for r in rows)} | '
-            f'{np.mean([r["flops"] for r in rows]) / stock_flops:.4f}x | '
-            f'{np.mean([r["params"] for r in rows]) / stock_params:.3f}x | '
+            f'{ratio(rows, "flops"):.4f}x | {ratio(rows, "params"):.3f}x | '
             f'{int(np.mean([r["iters"] for r in rows]))} | '
-            f'{np.mean([r["train_seconds"] for r in rows]) / stock_time:.2f}x'
-            ' |')
+            f'{ratio(rows, "train_flops"):.2f}x | '
+            f'{ratio(rows, "train_seconds"):.2f}x |')
     return lines

@@ -10,6 +10,8 @@ from statistics import mean
 from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
+# written into a work dir when its training has run to the end
+FINISHED = 'FINISHED'
 
 
 def library_train_py(package: str) -> Path:
@@ -55,9 +57,22 @@ class Run:
 
     @property
     def seconds_per_iter(self) -> Optional[float]:
-        """Mean time of a training iteration, the first left out."""
+        """Mean time of a training iteration (over the logged ones, the
+        first left out)."""
         times = [r['time'] for r in self.rows if 'loss' in r][1:]
         return mean(times) if times else None
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations run (the last one logged; the logger logs
+        every few, and at the end of every epoch)."""
+        steps = [r['step'] for r in self.rows if 'loss' in r]
+        return max(steps) if steps else 0
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time: iterations times their mean logged time."""
+        return (self.seconds_per_iter or 0.0) * self.iterations
 
     @property
     def checkpoint(self) -> str:
@@ -84,11 +99,14 @@ def train_run(config: str,
               check: bool = True) -> Run:
     """Train ``config`` into ``work_dir`` through ``train_py`` (default:
     this project's tools/train.py; a library's own works too), with
-    ``key=value`` options and the seed. With ``reuse``, a run already
-    finished there is read instead. ``check``: a failed run is an error
-    naming its log (else it is returned with its return code)."""
+    ``key=value`` options and the seed. With ``reuse``, a run that
+    finished there (its ``FINISHED`` marker written; an interrupted run
+    leaves checkpoints but no marker, and is trained again) is read
+    instead. ``check``: a failed run is an error naming its log (else it
+    is returned with its return code)."""
     work_dir = Path(work_dir)
-    if reuse and (work_dir / 'last_checkpoint').exists():
+    finished = work_dir / FINISHED
+    if reuse and finished.exists():
         return Run(work_dir, 0, read_scalars(work_dir))
     options = list(options)
     if seed is not None:
@@ -101,6 +119,8 @@ def train_run(config: str,
     if check and code != 0:
         raise RuntimeError(f'training {config} failed (exit {code}); see '
                            f'{log}')
+    if code == 0:
+        finished.write_text(f'{config}\n')
     return Run(work_dir, code, read_scalars(work_dir))
 
 

@@ -39,7 +39,7 @@ def test_a_random_subgraph_meets_the_budget_and_keeps_every_stage():
     largest_block = max(f for blocks in costs.blocks
                         for k, f in blocks.items() if k > 0)
     edges = sum(e * int(s.edge_mask.sum())
-                for e, s in zip(costs.edge, model.stages))
+                for e, s in zip(costs.edge, model.stage_graphs))
     drawn = []
     for seed in (0, 1):
         graphs = random_subgraph(model.topology_graphs(), costs, budget,
@@ -49,7 +49,7 @@ def test_a_random_subgraph_meets_the_budget_and_keeps_every_stage():
             **SMALL,
             stage_blocks=(3, 4, 6, 3),
             topology=subgraph_specs(graphs))
-        assert all(s.connects_input_to_output() for s in built.stages)
+        assert all(s.connects_input_to_output() for s in built.stage_graphs)
         assert count_flops(built, (X, )) <= costs.flops(graphs)
         drawn.append([tuple(s['edges']) for s in subgraph_specs(graphs)])
     assert drawn[0] != drawn[1]
@@ -88,7 +88,7 @@ def test_the_pipeline_prunes_a_search_checkpoint_and_fine_tunes_from_it(
     cfg, model = init_model(config)
     torch.manual_seed(0)
     with torch.no_grad():
-        for stage in model.backbone.stages:
+        for stage in model.backbone.stage_graphs:
             stage.edge_weights.uniform_(-1, 1).mul_(stage.edge_mask)
             stage.edge_weights[0, -1] = 0.0  # prune a skip of every stage
     ckpt = tmp_path / 'search.pth'
