@@ -13,3 +13,18 @@ os.environ.setdefault(
     os.path.join(
         tempfile.gettempdir(), 'torchinductor_mmtopo_' +
         os.environ.get('ATEN_CPU_CAPABILITY', 'native')))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the long trainings a selected test needs, in the background
+    (tests/background.py)."""
+    from tests import background
+    background.start(
+        {name
+         for item in items
+         for name in getattr(item, 'fixturenames', ())})
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import background
+    background.stop_all()

@@ -99,15 +99,20 @@ def check_stock_checkpoint_loads(stock: torch.nn.Module, make_topo,
 def check_with_cp_gradients(plain: torch.nn.Module, cp: torch.nn.Module,
                             x: torch.Tensor) -> None:
     """``cp`` (built with ``with_cp=True``, every block checkpointed) gives
-    ``plain``'s gradients for every parameter and for the input."""
+    ``plain``'s gradients for every parameter and for the input. Both run
+    in train mode from the same seed (the same drop-path draws); the loss
+    is the outputs' sum of squares (a plain sum of a normalised output has
+    no gradient)."""
     cp.load_state_dict(plain.state_dict())
-    assert all(b.with_cp for s in cp.stages for b in s)
+    assert all(b.with_cp for s in cp.stage_graphs for b in s)
     x = x.clone().requires_grad_()
     grads = []
     for model in (plain, cp):
+        model.train()
         model.zero_grad()
         x.grad = None
-        sum(o.sum() for o in model(x)).backward()
+        torch.manual_seed(2)
+        sum(o.pow(2).sum() for o in model(x)).backward()
         grads.append({
             n: p.grad.clone()
             for n, p in model.named_parameters() if p.grad is not None
@@ -153,7 +158,8 @@ def check_edge_regularisation(cfg, model) -> None:
     the edges from weight decay; one without learnable edges (a fixed
     wiring, or a stock backbone: a reference) has no hook."""
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    learnable = any(s.learnable for s in getattr(model.backbone, 'stages', []))
+    learnable = any(
+        s.learnable for s in getattr(model.backbone, 'stage_graphs', []))
     assert learnable == ('EdgeSparsityHook' in hooks)
     if learnable:
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys[

@@ -14,12 +14,12 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmtopo.datasets.toy_coco import make_toy_coco
+from tests import background
 from tests.helpers import (REPO, check_edge_regularisation, repo_configs,
                            run_tool)
 
 CONFIGS = repo_configs('mmdet')
 TOY_FASTER = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
-TOY_MASK = REPO / 'configs/toy/mask_rcnn_topo_r18_fpn_toy.py'
 ENV = dict(
     os.environ,
     PYTHONPATH=str(REPO),
@@ -36,31 +36,7 @@ def toy_data(tmp_path_factory):
         num_test=50)
 
 
-def data_options(root, epochs=None, test_split='val'):
-    """Point the config at the toy set under ``root``. The test loop scores
-    ``test_split``: ``'val'`` (the default here) so that tools/test.py
-    reproduces the training run's validation exactly; ``'test'`` is the
-    configs' own choice, the held-out split."""
-    root = f'{root}/'
-    opts = [
-        f'{s}_dataloader.dataset.data_root={root}'
-        for s in ('train', 'val', 'test')
-    ]
-    opts += [
-        f'test_dataloader.dataset.ann_file=annotations/{test_split}.json',
-        f'test_dataloader.dataset.data_prefix.img={test_split}/'
-    ]
-    opts += [
-        f'val_evaluator.ann_file={root}annotations/val.json',
-        f'test_evaluator.ann_file={root}annotations/{test_split}.json'
-    ]
-    if epochs:
-        opts += [
-            f'train_cfg.max_epochs={epochs}',
-            f'train_cfg.val_interval={epochs}',
-            'param_scheduler.1.milestones=[100]'
-        ]
-    return opts
+data_options = background.toy_options
 
 
 def run(args):
@@ -95,27 +71,33 @@ def test_every_detection_config_builds(config):
     model = MODELS.build(cfg.model)
     # a topology backbone, or mmdet's own in a reference or recipe config
     assert type(model.backbone).__name__ in ('TopoResNet', 'TopoRegNet',
-                                             'TopoMobileNetV2', 'ResNet')
+                                             'TopoMobileNetV2', 'TopoCSPNeXt',
+                                             'TopoCSPDarknet',
+                                             'TopoSwinTransformer', 'ResNet')
     check_edge_regularisation(cfg, model)
-    # the backbone's outputs are what the neck takes, at strides 4 to 32
+    # the backbone's outputs are what the neck takes, at strides doubling
+    # from 4 (the R-CNNs) or 8 (RTMDet, YOLOX) to 32
     model.eval()
     with torch.no_grad():
         feats = model.backbone(torch.randn(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == list(model.neck.in_channels)
-    assert [64 // f.shape[-1] for f in feats] == [4, 8, 16, 32]
+    strides = [64 // f.shape[-1] for f in feats]
+    assert strides[-1] == 32 and strides[0] in (4, 8)
+    assert all(b == 2 * a for a, b in zip(strides, strides[1:]))
 
 
 @pytest.fixture(scope='module')
-def trained_faster(toy_data, tmp_path_factory):
+def trained_faster():
     """The toy Faster R-CNN trained 4 epochs (200 iterations) with
-    tools/train.py; its work dir."""
-    work = tmp_path_factory.mktemp('faster')
-    run([
-        sys.executable, 'tools/train.py',
-        str(TOY_FASTER), '--work-dir',
-        str(work), '--cfg-options', *data_options(toy_data, epochs=4)
-    ])
-    return work
+    tools/train.py, started in the background when the suite was collected
+    (tests/background.py); its work dir."""
+    return background.finished('trained_faster')
+
+
+@pytest.fixture(scope='module')
+def trained_mask():
+    """The toy Mask R-CNN trained the same way."""
+    return background.finished('trained_mask')
 
 
 # measured bbox mAP after 4 epochs, seed 0, default edge gradient ('rms'):
@@ -190,19 +172,13 @@ def test_toy_faster_rcnn_train_then_test(toy_data, trained_faster, tmp_path):
     assert torch.equal(pred.labels, looped['labels'])
 
 
-def test_toy_mask_rcnn_reaches_segm_map(toy_data, tmp_path):
+def test_toy_mask_rcnn_reaches_segm_map(trained_mask):
     """Measured after 4 epochs, seed 0 (the test's), default edge gradient
     ('rms'): bbox mAP 0.683 / segm mAP 0.809 (avx2), 0.708 / 0.760
     (default). Under the true gradient: 0.730 / 0.759 (avx512), 0.676 /
     0.738 (avx2); under the first releases' channel mean 0.757 / 0.885
     (seed 0) and 0.754 / 0.857 (seed 1)."""
-    work = tmp_path / 'mask'
-    run([
-        sys.executable, 'tools/train.py',
-        str(TOY_MASK), '--work-dir',
-        str(work), '--cfg-options', *data_options(toy_data, epochs=4)
-    ])
-    metrics = metrics_of(work)
+    metrics = metrics_of(trained_mask)
     assert metrics['coco/bbox_mAP'] > 0.6
     assert metrics['coco/segm_mAP'] > 0.7
 
