@@ -17,6 +17,7 @@ names them (see ``TopoMobileNetV2``).
 import math
 from typing import Dict, List, Sequence, Tuple, Union
 
+import torch
 from torch import nn
 
 from ..graph import StageGraphInfo, prune_graph, widest_path
@@ -31,10 +32,13 @@ def rewire_stages(backbone: nn.Module,
                   names: Sequence[str],
                   topology: TopologySpec,
                   graph_mismatch: str,
-                  edge_grad: str = 'rms') -> None:
-    """Replace each stage ``getattr(backbone, name)`` by a stage graph of its
-    blocks, with one topology spec for all stages or one per stage."""
-    layers = [getattr(backbone, name) for name in names]
+                  edge_grad: str = 'rms',
+                  channel_dim: int = 1) -> None:
+    """Replace each stage, the module at the (dotted) path ``name`` in
+    ``backbone``, by a stage graph of its blocks, with one topology spec for
+    all stages or one per stage; ``channel_dim`` is where the blocks'
+    outputs hold their channels (1 for maps, -1 for tokens)."""
+    layers = [backbone.get_submodule(name) for name in names]
     graphs = build_topologies(topology, len(layers),
                               [len(layer) for layer in layers])
     for name, layer, graph in zip(names, layers, graphs):
@@ -47,8 +51,10 @@ def rewire_stages(backbone: nn.Module,
             graph,
             graph_mismatch=graph_mismatch,
             init_blocks=hasattr(layer, 'init_weights'),
-            edge_grad=edge_grad)
-        setattr(backbone, name, stage)
+            edge_grad=edge_grad,
+            channel_dim=channel_dim)
+        parent, _, attribute = name.rpartition('.')
+        setattr(backbone.get_submodule(parent), attribute, stage)
 
 
 def topology_backbones(model: nn.Module) -> List[Tuple[str, 'TopoMixin']]:
@@ -109,18 +115,46 @@ class TopoMixin:
         super().__init__(*args, **kwargs)
         self.stage_names = self.stage_layers()
         rewire_stages(self, self.stage_names, topology, graph_mismatch,
-                      edge_grad)
+                      edge_grad, self.channel_dim)
         self._freeze_stages()  # again: the edge weights are new parameters
 
+    # where the blocks' outputs hold their channels: 1 for (N, C, H, W)
+    # maps, -1 for (N, L, C) tokens
+    channel_dim = 1
+
     def stage_layers(self) -> List[str]:
-        """Names of the stock backbone's stages of blocks, in order."""
+        """Paths of the stock backbone's sequences of blocks to rewire, in
+        order (dotted where the sequence sits inside a stage)."""
         return list(self.res_layers)
+
+    def init_weights(self) -> None:
+        """The stock backbone's init on the stock modules alone, then the
+        routers': the backbone's ``init_cfg`` (but a ``Pretrained`` one)
+        applied to them from a fork of the random state, and their gates
+        set to 1. A backbone whose init draws every Linear layer (Swin,
+        ConvNeXt) would otherwise draw the routers' in the middle of its
+        own: that shifts the random stream, so the same seed would no
+        longer give the stock weights."""
+        routed = [stage for stage in self.stage_graphs if stage.dynamic]
+        held = [stage._modules.pop('routers') for stage in routed]
+        try:
+            super().init_weights()
+        finally:
+            for stage, routers in zip(routed, held):
+                stage.routers = routers
+        cfgs = self.init_cfg if isinstance(self.init_cfg,
+                                           list) else [self.init_cfg]
+        cfgs = [c for c in cfgs if c and c.get('type') != 'Pretrained']
+        with torch.random.fork_rng(devices=[]):
+            for routers in held:
+                routers.init_cfg = cfgs or None
+                routers.init_weights()
 
     def forward(self, x):
         if is_compiling():  # the stages trace their weights
             return super().forward(x)
         # one host read, not one a stage
-        with edge_values_read(self.stages, self.stage_names):
+        with edge_values_read(self.stage_graphs, self.stage_names):
             return super().forward(x)
 
     def train(self, mode: bool = True):
@@ -130,8 +164,10 @@ class TopoMixin:
         return self
 
     @property
-    def stages(self) -> List[StageGraph]:
-        return [getattr(self, name) for name in self.stage_names]
+    def stage_graphs(self) -> List[StageGraph]:
+        """The stage graphs, in the order of :attr:`stage_names`. (Not
+        ``stages``: Swin and ConvNeXt hold theirs under that name.)"""
+        return [self.get_submodule(name) for name in self.stage_names]
 
     def topology_graphs(self) -> List[StageGraphInfo]:
         """The graph each stage has now, one :class:`StageGraphInfo` per
@@ -145,7 +181,7 @@ class TopoMixin:
                 live=tuple(stage.live_nodes()),
                 removed=tuple(stage.removed),
                 routed=tuple(stage.routed_nodes))
-            for name, stage in zip(self.stage_names, self.stages)
+            for name, stage in zip(self.stage_names, self.stage_graphs)
         ]
 
     def removed_blocks(self) -> Dict[str, List[int]]:
@@ -153,7 +189,7 @@ class TopoMixin:
         name (stages that keep every block are left out)."""
         return {
             name: list(stage.removed)
-            for name, stage in zip(self.stage_names, self.stages)
+            for name, stage in zip(self.stage_names, self.stage_graphs)
             if stage.removed
         }
 
@@ -198,7 +234,7 @@ class TopoMixin:
             if removed:
                 spec['removed'] = removed
             if graph.routed:  # the routers of the nodes kept stay
-                stage = getattr(self, graph.name)
+                stage = self.get_submodule(graph.name)
                 spec.update(
                     routed=[j for j in graph.routed if kept[j]],
                     router=dict(stage.router_cfg),

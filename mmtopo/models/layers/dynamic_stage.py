@@ -61,14 +61,16 @@ class DynamicStageGraph(StageGraph):
                  graph_mismatch: str = 'error',
                  init_blocks: bool = True,
                  edge_grad: str = 'rms',
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 channel_dim: int = 1):
         super().__init__(
             blocks,
             topology,
             graph_mismatch=graph_mismatch,
             init_blocks=init_blocks,
             edge_grad=edge_grad,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            channel_dim=channel_dim)
         self.router_cfg = dict(topology.router)
         self.threshold = topology.threshold
         # an mmengine ModuleDict, so init_weights reaches the routers
@@ -83,15 +85,19 @@ class DynamicStageGraph(StageGraph):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if not self.init_blocks:  # the gates start at 1 all the same
-            self.routers.init_weights()
+        # the gates start at 1 all the same (a topology backbone sets its
+        # routers aside during its own init and initialises them after)
+        routers = self._modules.get('routers')
+        if routers is not None and not self.init_blocks:
+            routers.init_weights()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
         """The eager forward: nodes without an active input (and, outside
-        training, blocks that reach nothing) are not run."""
+        training, blocks that reach nothing) are not run. ``args`` go to
+        every block after its input."""
         if is_compiling():
-            return self.forward_traceable(x)
-        first = self[0](x)
+            return self.forward_traceable(x, *args)
+        first = self[0](x, *args)
         weights = self.traced_weights(first)
         learning = self.is_learning()
         values = self.host_weights()
@@ -120,17 +126,18 @@ class DynamicStageGraph(StageGraph):
                 # keep the recipe instead and rebuild the sum then
                 outputs[j] = run_on_sum(
                     self[j], node_in,
-                    functools.partial(gated_values, coef.detach(), inputs))
+                    functools.partial(gated_values, coef.detach(), inputs),
+                    *args)
             else:
-                outputs[j] = self[j](node_in)
+                outputs[j] = self[j](node_in, *args)
         raise AssertionError('a checked topology always reaches its output')
 
-    def forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_traceable(self, x: torch.Tensor, *args) -> torch.Tensor:
         """The same function with the weights kept on the device (what
         ``torch.compile`` traces): every block runs, and a dead one is
         switched off by a factor 0, as in
         :meth:`StageGraph.forward_traceable`."""
-        first = getattr(self, '0')(x)
+        first = getattr(self, '0')(x, *args)
         weights = self.traced_weights(first)
         outputs: Dict[int, torch.Tensor] = {0: first}
         pooled: Dict[int, torch.Tensor] = {}
@@ -147,7 +154,7 @@ class DynamicStageGraph(StageGraph):
             if j == last:
                 return node_in
             alive[j] = active
-            outputs[j] = getattr(self, str(j))(node_in) * active
+            outputs[j] = getattr(self, str(j))(node_in, *args) * active
         raise AssertionError('a checked topology always reaches its output')
 
     def _coefficients(self, weights: torch.Tensor, j: int, sources: List[int],
@@ -178,7 +185,7 @@ class DynamicStageGraph(StageGraph):
         for i in candidates:
             if i in outputs and (values is None or values[i][j] != 0.0):
                 if i not in pooled:
-                    pooled[i] = pool(outputs[i])
+                    pooled[i] = pool(outputs[i], self.channel_dim)
                 like = pooled[i]
                 if values is None:
                     feats.append(pooled[i] *

@@ -76,12 +76,15 @@ def weighted_sum(inputs: Sequence[torch.Tensor],
 EDGE_GRADS = ('sum', 'rms', 'mean')
 
 
-def edge_grad_scale(feature: torch.Tensor, edge_grad: str = 'rms') -> float:
-    """What the true gradient of an edge carrying ``feature`` (``N, C, ...``)
+def edge_grad_scale(feature: torch.Tensor,
+                    edge_grad: str = 'rms',
+                    channel_dim: int = 1) -> float:
+    """What the true gradient of an edge carrying ``feature`` (channels at
+    ``channel_dim``: 1 for ``N, C, H, W`` maps, -1 for ``N, L, C`` tokens)
     is multiplied by before it reaches ``edge_weights.grad``: 1 for
     ``'sum'`` (the true gradient), ``1 / sqrt(C)`` for ``'rms'``, ``1 / C``
     for ``'mean'`` (the channel mean)."""
-    channels = feature.shape[1]
+    channels = feature.shape[channel_dim]
     if edge_grad == 'sum':
         return 1.0
     if edge_grad == 'rms':
@@ -365,16 +368,16 @@ def recompute_sums() -> Iterator[None]:
         yield
 
 
-def run_on_sum(block: torch.nn.Module, summed: torch.Tensor,
-               recipe) -> torch.Tensor:
-    """``block(summed)``, where the block's layers that save their input
-    for backward keep ``recipe`` instead of ``summed`` and rebuild it then:
-    ``(inputs, weights)`` of a :func:`weighted_sum`, or a function of no
-    arguments that recomputes it."""
+def run_on_sum(block: torch.nn.Module, summed: torch.Tensor, recipe,
+               *args) -> torch.Tensor:
+    """``block(summed, *args)``, where the block's layers that save their
+    input for backward keep ``recipe`` instead of ``summed`` and rebuild it
+    then: ``(inputs, weights)`` of a :func:`weighted_sum`, or a function of
+    no arguments that recomputes it."""
     setattr(summed, _RECIPE, recipe)
     try:
         with recompute_sums():
-            return block(summed)
+            return block(summed, *args)
     finally:
         delattr(summed, _RECIPE)
 

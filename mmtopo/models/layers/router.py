@@ -118,13 +118,15 @@ def build_router(cfg: dict, in_channels: int, num_inputs: int,
 
 def stage_channels(blocks: Sequence[nn.Module]) -> int:
     """Channels ``C`` of a stage's node outputs. A block after the first
-    keeps the shape, so its first conv (in registration order) reads ``C``
-    channels; a stage left with its first block only is run once on a
-    small input to see."""
+    keeps the shape, so its first conv or linear layer (in registration
+    order) reads ``C`` channels; a stage left with its first block only is
+    run once on a small input to see."""
     for block in blocks[1:]:
-        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
-        if convs:
-            return convs[0].in_channels
+        for m in block.modules():
+            if isinstance(m, nn.Conv2d):
+                return m.in_channels
+            if isinstance(m, nn.Linear):
+                return m.in_features
     first = blocks[0]
     convs = [m for m in first.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
@@ -153,9 +155,13 @@ def build_routers(blocks: Sequence[nn.Module], sources: List[List[int]],
         })
 
 
-def pool(y: torch.Tensor) -> torch.Tensor:
-    """A node output's pooled vector ``(N, C)`` (global average)."""
-    return F.adaptive_avg_pool2d(y, 1).flatten(1)
+def pool(y: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """A node output's pooled vector ``(N, C)`` (global average): over
+    ``H, W`` of ``(N, C, H, W)`` maps, over the tokens of ``(N, L, C)``
+    (``channel_dim=-1``)."""
+    if channel_dim == 1:
+        return F.adaptive_avg_pool2d(y, 1).flatten(1)
+    return y.mean(dim=1)
 
 
 def slice_router_state(state: dict, prefix: str, theirs: List[int],

@@ -128,6 +128,8 @@ class StageGraph(BaseModule):
             ``'rms'``, the true gradient divided by ``sqrt(C)`` (default);
             ``'sum'``, the true gradient; ``'mean'``, divided by ``C``. See
             :mod:`.edge_functions`.
+        channel_dim: where the blocks' outputs hold their channels: 1 for
+            ``(N, C, H, W)`` maps, -1 for ``(N, L, C)`` tokens (Swin).
         init_cfg: mmengine initialisation of the stage itself (only with
             ``init_blocks``: otherwise ``init_weights`` does nothing).
     """
@@ -138,8 +140,10 @@ class StageGraph(BaseModule):
                  graph_mismatch: str = 'error',
                  init_blocks: bool = True,
                  edge_grad: str = 'rms',
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 channel_dim: int = 1):
         super().__init__(init_cfg=init_cfg)
+        self.channel_dim = channel_dim
         if init_cfg and not init_blocks:
             raise ValueError('init_cfg would be ignored: with '
                              'init_blocks=False, init_weights does nothing')
@@ -302,7 +306,7 @@ class StageGraph(BaseModule):
         training, does not reach a zero edge (which is not there)."""
         weights = self.edge_weights
         if self.learnable:
-            scale = edge_grad_scale(first, self.edge_grad)
+            scale = edge_grad_scale(first, self.edge_grad, self.channel_dim)
             if scale != 1.0:
                 weights = scale_grad(weights, scale)
             if torch.is_grad_enabled() and not self.training:
@@ -331,12 +335,13 @@ class StageGraph(BaseModule):
                             for i in sources]).any()
 
     # -- the eager forward ---------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
         """The stage output. The edge weights are read to the host here,
         unless the backbone read them for all its stages already
-        (:func:`edge_values_read`)."""
+        (:func:`edge_values_read`). ``args`` go to every block after its
+        input (Swin's blocks take the token grid's shape)."""
         if is_compiling():
-            return self.forward_traceable(x)
+            return self.forward_traceable(x, *args)
         values = self.host_weights()
         track = torch.is_grad_enabled()
         learning = self.is_learning()
@@ -344,7 +349,7 @@ class StageGraph(BaseModule):
         last = len(self)
         # feeds[j]: (weight, tensor) of every in-edge of j from a node run
         feeds: List[List[tuple]] = [[] for _ in range(last + 1)]
-        first = self[0](x)
+        first = self[0](x, *args)
         edges, dots = self.edge_weights, {}
         if track and edges.requires_grad:
             if self._shared_grads is None:  # called alone: its own
@@ -352,7 +357,8 @@ class StageGraph(BaseModule):
                 edges, = EdgeGradients.apply([sink], edges)
             else:  # one for the backbone's stages (edge_values_read)
                 edges, sink = self._shared_grads
-            sink.scale = edge_grad_scale(first, self.edge_grad)
+            sink.scale = edge_grad_scale(first, self.edge_grad,
+                                         self.channel_dim)
             dots = sink.dots
         self._fan_out(0, first, values, track, learning, edges, dots, feeds)
         for j in range(1, last + 1):
@@ -373,14 +379,14 @@ class StageGraph(BaseModule):
             if track and not identity:
                 # the block's first layers save their input for backward:
                 # keep the recipe instead and rebuild the sum then
-                output = run_on_sum(self[j], node_in, (inputs, weights))
+                output = run_on_sum(self[j], node_in, (inputs, weights), *args)
             else:
-                output = self[j](node_in)
+                output = self[j](node_in, *args)
             self._fan_out(j, output, values, track, learning, edges, dots,
                           feeds)
 
     # -- the traced forward --------------------------------------------------
-    def forward_traceable(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_traceable(self, x: torch.Tensor, *args) -> torch.Tensor:
         """The same function with the weights kept on the device: what
         ``torch.compile`` traces (no host read, so no graph break, and the
         graph does not change when a weight does).
@@ -393,7 +399,7 @@ class StageGraph(BaseModule):
         layers' running statistics see the zero input.
         """
         # blocks by attribute (torch 2.1's dynamo fails on __getitem__)
-        first = getattr(self, '0')(x)
+        first = getattr(self, '0')(x, *args)
         weights = self.traced_weights(first)
         outputs = {0: first}
         alive = {0: torch.ones((), dtype=torch.bool, device=x.device)}
@@ -410,7 +416,7 @@ class StageGraph(BaseModule):
             if j == last:  # cut apart: constant zero, as in forward
                 return node_in * active
             alive[j] = active
-            outputs[j] = getattr(self, str(j))(node_in) * active
+            outputs[j] = getattr(self, str(j))(node_in, *args) * active
         raise AssertionError('a checked topology always reaches its output')
 
     def _is_fixed_identity(self, weights: List[float]) -> bool:
