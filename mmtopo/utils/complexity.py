@@ -99,7 +99,7 @@ class BackboneCosts:
         self.blocks: List[Dict[int, int]] = []
         self.edge: List[float] = []
         self.router_edge: List[Dict[int, float]] = []
-        for name, stage in zip(names, dense.stages):
+        for name, stage in zip(names, dense.stage_graphs):
             blocks = {
                 k: by_module[f'{name}.{k}']
                 for k in range(len(stage)) if k not in stage.removed

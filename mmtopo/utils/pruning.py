@@ -34,7 +34,7 @@ def prune_model(cfg: Config,
     """The pruned config of ``model`` (built from ``cfg``, trained) at
     ``threshold``, and the pruned model holding its weights."""
     name, backbone = topology_backbone(model)
-    if not any(stage.learnable for stage in backbone.stages):
+    if not any(stage.learnable for stage in backbone.stage_graphs):
         raise ValueError(f'the {name} has no learnable edges (a fixed '
                          'topology), so nothing was learned to prune')
     return subgraph_model(cfg, model, backbone.export_topology(threshold))
@@ -56,8 +56,8 @@ def subgraph_model(cfg: Config, model: torch.nn.Module,
     }
     _, pruned_backbone = topology_backbone(pruned)
     for stage_name, ours, theirs in zip(backbone.stage_names,
-                                        pruned_backbone.stages,
-                                        backbone.stages):
+                                        pruned_backbone.stage_graphs,
+                                        backbone.stage_graphs):
         ours.adapt_routers(state, f'{name}.{stage_name}.', theirs.edge_mask)
     missing = [k for k in own if k not in state and 'edge_' not in k]
     if missing:  # cannot happen unless the two builds disagree

@@ -30,9 +30,11 @@ class GateRecorder:
 
     def __init__(self, backbone: torch.nn.Module):
         self.backbone = backbone
-        routed = [(name, j)
-                  for name, stage in zip(backbone.stage_names, backbone.stages)
-                  for j in stage.routers]
+        routed = [
+            (name, j)
+            for name, stage in zip(backbone.stage_names, backbone.stage_graphs)
+            for j in stage.routers
+        ]
         if not routed:
             raise ValueError('the backbone has no routers (no stage with '
                              "topology type 'dynamic'): there are no gates "
@@ -43,7 +45,7 @@ class GateRecorder:
     def recording(self) -> Iterator['GateRecorder']:
         handles = []
         for name, stage in zip(self.backbone.stage_names,
-                               self.backbone.stages):
+                               self.backbone.stage_graphs):
             for j, router in stage.routers.items():
                 key = (name, j)
                 handles.append(
@@ -68,7 +70,7 @@ def gate_statistics(recorder: GateRecorder) -> List[Dict]:
     is 0) for every edge into a routed node."""
     backbone = recorder.backbone
     out = []
-    for name, stage in zip(backbone.stage_names, backbone.stages):
+    for name, stage in zip(backbone.stage_names, backbone.stage_graphs):
         weights = stage.edge_weights.detach().cpu()
         edges = []
         for j in stage.routers:

@@ -54,14 +54,16 @@ def batch(seed=0):
 
 
 def edge_params(model):
-    return [s.edge_weights for s in model.backbone.stages]
+    return [s.edge_weights for s in model.backbone.stage_graphs]
 
 
 def masked_edges(model):
     """The weights of the edges in the graphs (not the always-zero rest of
     the matrices), as one flat tensor."""
-    return torch.cat(
-        [s.edge_weights.detach()[s.edge_mask] for s in model.backbone.stages])
+    return torch.cat([
+        s.edge_weights.detach()[s.edge_mask]
+        for s in model.backbone.stage_graphs
+    ])
 
 
 def test_update_is_soft_threshold_with_lr_mult():
@@ -124,7 +126,7 @@ def test_output_edges_are_thresholded_then_scaled_back_to_their_l1():
     sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
     wrapper.step()
     threshold = 0.1 * 0.5
-    for stage, expected in zip(model.backbone.stages, sgd):
+    for stage, expected in zip(model.backbone.stage_graphs, sgd):
         inner = expected.clone()
         inner[:, -1] = 0
         shrunk = F.softshrink(expected, threshold)
@@ -154,7 +156,7 @@ def test_a_step_that_would_cut_a_stage_keeps_its_widest_path():
     wrapper.backward(model(x, y, mode='loss')['loss'])
     sgd = [(w - 0.1 * w.grad).detach() for w in edge_params(model)]
     wrapper.step()
-    for stage, before in zip(model.backbone.stages, sgd):
+    for stage, before in zip(model.backbone.stage_graphs, sgd):
         w = stage.edge_weights.detach()
         assert (before.abs() < 2.0).all()  # every edge would go
         two_step = min(before[0, 1].abs(), before[1, 2].abs())
@@ -335,7 +337,9 @@ def test_training_prunes_edges_and_still_learns(tmp_path):
     of the first 20's, and no edge exceeds 0.85 in magnitude. The
     assertions keep a wide margin on each."""
     runner, losses = _train(tmp_path / 'l1', lambda_=0.03)
-    edges = [s.edge_weights[s.edge_mask] for s in runner.model.backbone.stages]
+    edges = [
+        s.edge_weights[s.edge_mask] for s in runner.model.backbone.stage_graphs
+    ]
     zeros = sum(int((e == 0).sum()) for e in edges)
     total = sum(e.numel() for e in edges)
     assert 0 < zeros < total
@@ -353,7 +357,7 @@ def test_training_prunes_edges_and_still_learns(tmp_path):
     assert 'topo/active_ratio' in log and 'topo/edge_l1' in log
 
     runner0, _ = _train(tmp_path / 'l0', lambda_=0.0, iters=50)
-    for s in runner0.model.backbone.stages:
+    for s in runner0.model.backbone.stage_graphs:
         assert (s.edge_weights[s.edge_mask] != 0).all()
 
 
@@ -494,7 +498,7 @@ def test_budget_grows_lambda_until_met_then_holds_the_pruned_edges():
         seen.append(hook.lambda_now)
     assert seen == [0.5, 1.0, 2.0]
     assert runner.message_hub.get_info('topo/lambda_scale') == 8
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     with torch.no_grad():
         stages[0].edge_weights[0, 2] = 0.
     hook.before_train_iter(runner, 3)  # 11/12 active: still growing
@@ -529,7 +533,7 @@ def test_a_stalled_budget_is_logged_and_an_unmet_one_reported(caplog):
     hook = EdgeSparsityHook(
         lambda_=2.0, target_ratio=0.5, lambda_growth=2, interval=1)
     model, wrapper, runner = hooked(hook)
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     with torch.no_grad():
         for stage in stages:
             stage.edge_weights[0, 2] = 0.
@@ -730,7 +734,7 @@ def test_model_without_learnable_edges_warns_once_and_does_nothing(caplog):
 def test_a_stage_pruned_apart_is_reported_once(caplog):
     hook = EdgeSparsityHook(lambda_=1.0, interval=1)
     model, _, runner = hooked(hook)  # 2 blocks a stage: 0->1, 0->2, 1->2
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     with torch.no_grad():
         stages[0].edge_weights[[0, 1], [1, 2]] = 0.  # 0->2 still carries
         stages[1].edge_weights[[0, 1], [2, 2]] = 0.  # nothing reaches 2
@@ -828,11 +832,11 @@ def test_training_meets_edge_and_flops_budgets_without_cutting_a_stage(
     flops = hook.flops_ratio()
     assert ratio <= 0.6 and flops <= 0.85
     assert max(ratio / 0.6, flops / 0.85) >= 0.9
-    assert all(s.connects_input_to_output() for s in backbone.stages)
+    assert all(s.connects_input_to_output() for s in backbone.stage_graphs)
     assert sum(losses[-20:]) / 20 < 0.4 * sum(losses[:20]) / 20
     dense = copy.deepcopy(backbone)
     with torch.no_grad():
-        for stage in dense.stages:
+        for stage in dense.stage_graphs:
             stage.edge_weights.copy_(stage.edge_mask.float())
     pruned = TopoResNet(
         **dict(TINY_BACKBONE, depth=34, topology=backbone.export_topology()))
@@ -920,7 +924,7 @@ def test_no_budget_logic_outside_the_schedule():
     holds edges at zero."""
     hook = EdgeSparsityHook(lambda_=0.5, begin=5, target_ratio=0.75)
     model, wrapper, runner = hooked(hook)
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     with torch.no_grad():
         for stage in stages[:3]:
             stage.edge_weights[0, 2] = 0.  # 9/12: the budget is met
@@ -986,7 +990,7 @@ def test_the_step_that_meets_a_budget_prunes_no_further():
     sgd = torch.cat([
         s.edge_weights.detach().clone().add_(s.edge_weights.grad,
                                              alpha=-0.1)[s.edge_mask]
-        for s in model.backbone.stages
+        for s in model.backbone.stage_graphs
     ])
     wrapper.step()
     after = masked_edges(model)
@@ -1042,7 +1046,7 @@ def test_other_backbone_families_get_the_same_proximal_step(family):
         topology=dict(type='learnable', init='uniform'))
     hook = EdgeSparsityHook(lambda_=1.0, keep_output_scale=False)
     model, wrapper, runner = hooked(hook, lr=0.05, backbone=backbone)
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     learning = [s for s in stages if s.learnable]
     fixed = [s for s in stages if not s.learnable]
     assert fixed and all(len(s) == 1 for s in fixed)
@@ -1093,7 +1097,7 @@ def test_edge_shifts_split_the_net_change_into_optimizer_and_hook():
         for p, w, s in zip(prox, edge_params(model), sgd):
             p += w.detach() - s
     stats = hook.edge_shifts()
-    masks = [s.edge_mask for s in model.backbone.stages]
+    masks = [s.edge_mask for s in model.backbone.stage_graphs]
     grad_moves = torch.cat([
         (w.detach() - w0 - p)[m]
         for w, w0, p, m in zip(edge_params(model), start, prox, masks)
@@ -1252,7 +1256,7 @@ def test_a_reference_budget_is_the_reference_backbones_flops():
     # prune the supernet to ResNet-18's blocks: blocks 0 and 1 in a chain
     backbone = model.backbone
     with torch.no_grad():
-        for stage in backbone.stages:
+        for stage in backbone.stage_graphs:
             n = len(stage)
             stage.edge_weights.zero_()
             stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
@@ -1298,7 +1302,7 @@ def test_training_prunes_a_supernet_to_a_reference_backbones_flops(tmp_path):
         **dict(TINY_BACKBONE, depth=34, topology=backbone.export_topology()))
     assert count_flops(pruned, (x, )) <= expected
     assert hook.budget_met()
-    assert all(s.connects_input_to_output() for s in backbone.stages)
+    assert all(s.connects_input_to_output() for s in backbone.stage_graphs)
     hub = runner.message_hub
     assert hub.get_scalar('train/topo/flops_vs_reference').current() == \
         count_flops(pruned, (x, )) / expected

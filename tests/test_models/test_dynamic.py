@@ -321,8 +321,8 @@ def test_dynamic_residual_init_is_the_stock_backbone(family, tmp_path):
     assert new and all('edge_' in k or '.routers.' in k for k in new), new
     for name, value in theirs.items():
         assert torch.equal(ours[name], value), name
-    assert any(s.dynamic for s in topo.stages)
-    for stage in topo.stages:
+    assert any(s.dynamic for s in topo.stage_graphs)
+    for stage in topo.stage_graphs:
         for router in stage.routers.values():
             assert not router.gate.weight.any() and not router.gate.bias.any()
             assert router.reduce.weight.std() > 0  # drawn, not zero
@@ -387,7 +387,7 @@ def test_with_cp_gives_the_same_gradients():
 
 def _randomize_routers(model, scale=0.5):
     with torch.no_grad():
-        for stage in model.stages:
+        for stage in model.stage_graphs:
             for router in stage.routers.values():
                 router.gate.weight.normal_(0, scale)
                 router.gate.bias.normal_(0, scale)
@@ -414,7 +414,7 @@ def test_channels_last_and_bf16_autocast_keep_fp32_gates():
         outs = model(x)
     router = model.layer2.routers['2']
     sum(o.float().sum() for o in outs).backward()
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         for name, p in stage.routers.named_parameters():
             assert p.grad is not None and p.grad.dtype == torch.float32, name
             assert torch.isfinite(p.grad).all(), name
@@ -450,7 +450,7 @@ def _prunable(seed=0):
     model = tiny()
     _randomize_routers(model)
     with torch.no_grad():
-        for stage in model.stages:
+        for stage in model.stage_graphs:
             stage.edge_weights.add_(
                 torch.rand(stage.edge_weights.shape) * stage.edge_mask)
         model.layer1.edge_weights[0, 2] = 0.0
@@ -498,7 +498,7 @@ def test_flops_count_the_routers_and_their_pooling():
     static = tiny(dict(type='learnable', init='uniform'))
     extra = 0
     # a 32x32 image: maps of 8, 4, 2 and 1 pixels a side in layer1..4
-    for stage, side in zip(dyn.stages, (8, 4, 2, 1)):
+    for stage, side in zip(dyn.stage_graphs, (8, 4, 2, 1)):
         pooled = set()
         for j, router in stage.routers.items():
             s = router.num_inputs
@@ -536,7 +536,8 @@ def test_the_sparsity_hook_prunes_the_static_weights_and_spares_routers():
         for n, p in model.named_parameters():
             if n in routers:
                 assert torch.equal(p.detach(), routers[n]), n
-        edges.append([s.edge_weights.detach() for s in model.backbone.stages])
+        edges.append(
+            [s.edge_weights.detach() for s in model.backbone.stage_graphs])
         assert bool(routers) == (topology['type'] == 'dynamic')
     for dyn, static in zip(*edges):
         assert torch.equal(dyn, static)
@@ -676,7 +677,7 @@ def test_an_outer_init_cfg_cannot_move_the_gates_off_one():
     router = model.layer2.routers['2']
     assert not torch.equal(router.reduce.weight, before)  # it was reached
     assert float(router.reduce.weight.std()) > 1.0  # std 3, not the default
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         for r in stage.routers.values():
             assert not r.gate.weight.any() and not r.gate.bias.any()
 
@@ -695,8 +696,10 @@ def test_dynamic_is_chosen_per_stage():
             dict(type='residual'),
             dict(type='dynamic')
         ])
-    assert [sorted(s.routers) for s in model.stages] == [['2'], [], [], ['2']]
-    assert [s.dynamic for s in model.stages] == [True, False, False, True]
+    assert [sorted(s.routers) for s in model.stage_graphs] == [['2'], [], [],
+                                                               ['2']]
+    assert [s.dynamic
+            for s in model.stage_graphs] == [True, False, False, True]
     one = build_stage_topology(dict(type='dynamic'), 1, 0)
     assert one.routed == () and not one.learnable
     three = build_stage_topology(dict(type='dynamic'), 3, 0)

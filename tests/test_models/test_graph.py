@@ -56,7 +56,7 @@ def random_signed_weights(model, seed=0):
     node weigh the same, none is 0 or 1."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for stage in model.stages:
+        for stage in model.stage_graphs:
             mask = stage.edge_mask
             magnitude = torch.rand(
                 mask.shape, generator=gen, dtype=torch.float64) + 0.3
@@ -68,7 +68,7 @@ def naive_forward(model, x):
     """The stage outputs by the plain formula, from the model's modules."""
     x = model.maxpool(model.relu(model.norm1(model.conv1(x))))
     outs = []
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         w = stage.edge_weights
         ys = [stage[0](x)]
         for j in range(1, len(stage) + 1):
@@ -399,7 +399,7 @@ def test_a_block_input_is_rebuilt_in_backward_not_kept():
         model(torch.randn(2, 3, 32, 32))[0].sum().backward()
     # one recipe per saved use of each summed block input (node 1..n-1)
     recipes = unpacked.count('tuple')
-    assert recipes >= sum(len(s) - 1 for s in model.stages)
+    assert recipes >= sum(len(s) - 1 for s in model.stage_graphs)
 
 
 def test_graph_mismatch_messages_describe_both_graphs():
@@ -565,13 +565,13 @@ def test_the_backbone_assembles_its_edge_gradients_once():
     x = torch.randn(2, 3, 32, 32)
     outs = model(x)
     (outs[1].square().mean() + outs[0].mean()).backward()
-    together = [s.edge_weights.grad for s in model.stages]
+    together = [s.edge_weights.grad for s in model.stage_graphs]
     assert together[2] is None and together[3] is None
     model.zero_grad(set_to_none=True)
     stem = model.maxpool(model.relu(model.norm1(model.conv1(x))))
     first = model.layer1(stem)
     (model.layer2(first).square().mean() + first.mean()).backward()
-    for shared, alone in zip(together[:2], model.stages[:2]):
+    for shared, alone in zip(together[:2], model.stage_graphs[:2]):
         torch.testing.assert_close(
             shared, alone.edge_weights.grad, rtol=0, atol=0)
 
@@ -597,7 +597,7 @@ def test_a_backbone_forward_reads_the_edge_weights_once(mode):
                 model.maxpool(model.relu(model.norm1(model.conv1(x)))))))
     assert count_host_reads(lambda: model.layer4(stage_in)) == [(4, 4)]
     torch.testing.assert_close(model.layer4(stage_in), outs[3])
-    assert all(stage._preread is None for stage in model.stages)
+    assert all(stage._preread is None for stage in model.stage_graphs)
 
 
 @pytest.mark.parametrize('topology', [
@@ -749,7 +749,7 @@ def check_autocast_edge_grads(model, x, device, dtype):
             outs = model(x)
         assert {o.dtype for o in outs} == {dtype if enabled else torch.float32}
         sum((o.float()**2).mean() for o in outs).backward()
-        return [s.edge_weights.grad.clone() for s in model.stages]
+        return [s.edge_weights.grad.clone() for s in model.stage_graphs]
 
     reference = edge_grads(False)
     for stage, (got, ref) in enumerate(zip(edge_grads(True), reference)):

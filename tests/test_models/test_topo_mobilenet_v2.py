@@ -33,15 +33,15 @@ def test_is_the_stock_mobilenet_v2(widen_factor, topology):
 def test_the_nodes_are_the_inverted_residual_blocks_of_layer1_to_7():
     model = TopoMobileNetV2(topology=LEARNABLE)
     assert model.stage_names == [f'layer{i}' for i in range(1, 8)]
-    assert all(isinstance(s, StageGraph) for s in model.stages)
-    assert [len(s) for s in model.stages] == [1, 2, 3, 4, 3, 3, 1]
+    assert all(isinstance(s, StageGraph) for s in model.stage_graphs)
+    assert [len(s) for s in model.stage_graphs] == [1, 2, 3, 4, 3, 3, 1]
     # node 0 changes the shape and has no shortcut; every other node keeps
     # the shape and adds its input
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         assert [b.with_res_shortcut
                 for b in stage] == ([False] + [True] * (len(stage) - 1))
     # the one-block stages keep their single edge fixed; conv2 is no stage
-    assert [s.learnable for s in model.stages
+    assert [s.learnable for s in model.stage_graphs
             ] == [False, True, True, True, True, True, False]
     assert isinstance(model.conv2, ConvModule)
     names = dict(model.named_parameters())
@@ -61,12 +61,12 @@ def test_frozen_stages_and_norm_eval():
     model = TopoMobileNetV2(topology=LEARNABLE, frozen_stages=3)
     model.train()
     assert not model.conv1.conv.weight.requires_grad
-    for stage in model.stages[:3]:
+    for stage in model.stage_graphs[:3]:
         assert all(not p.requires_grad for p in stage.parameters())
         assert check_norm_state([stage], False)
     assert not model.layer3.edge_weights.requires_grad
     assert model.layer4.edge_weights.requires_grad
-    assert check_norm_state(model.stages[3:], True)
+    assert check_norm_state(model.stage_graphs[3:], True)
     with pytest.raises(ValueError, match='frozen_stages must be in range'):
         TopoMobileNetV2(frozen_stages=8)
     model = TopoMobileNetV2(norm_eval=True)
@@ -103,7 +103,7 @@ def test_pruned_export_drops_dead_blocks_and_computes_the_same():
     assert specs[3]['removed'] == [2, 3]
     assert not specs[0]['learnable'] and specs[0]['edges'] == [(0, 1)]
     pruned = TopoMobileNetV2(topology=specs, **kw)
-    assert [len(list(s)) for s in pruned.stages] == [1, 2, 3, 2, 3, 3, 1]
+    assert [len(list(s)) for s in pruned.stage_graphs] == [1, 2, 3, 2, 3, 3, 1]
     assert pruned.removed_blocks() == {'layer4': [2, 3]}
     assert model.removed_blocks() == {}  # as trained: every block built
     copy_weights_into_pruned(model, pruned)

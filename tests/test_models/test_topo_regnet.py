@@ -24,8 +24,8 @@ def test_every_regnet_preset_is_the_stock_regnet(arch, topology):
     torch.manual_seed(0)
     stock = RegNet(arch=arch)
     topo = TopoRegNet(arch=arch, topology=topology)
-    assert [len(s) for s in topo.stages] == stock.stage_blocks
-    assert [s.learnable for s in topo.stages] == [
+    assert [len(s) for s in topo.stage_graphs] == stock.stage_blocks
+    assert [s.learnable for s in topo.stage_graphs] == [
         topology['type'] == 'learnable' and n > 1 for n in stock.stage_blocks
     ]
     check_outputs_match(stock, topo, torch.randn(2, 3, 32, 32))
@@ -40,7 +40,7 @@ def test_regnet_init_from_the_same_seed_is_the_stock_init(arch, topology):
         lambda: RegNet(arch=arch),
         lambda: TopoRegNet(arch=arch, topology=topology))
     # the blocks' zero_init_residual ran through the stage graphs
-    assert all(not b.norm3.weight.any() for s in topo.stages for b in s)
+    assert all(not b.norm3.weight.any() for s in topo.stage_graphs for b in s)
 
 
 def test_regnet_stock_checkpoint_loads_with_only_edges_missing(tmp_path):
@@ -53,12 +53,12 @@ def test_regnet_stock_checkpoint_loads_with_only_edges_missing(tmp_path):
 def test_regnet_stages_hold_the_x_blocks_under_mmdet_names():
     model = TopoRegNet(arch='regnetx_3.2gf', topology=LEARNABLE)
     assert model.stage_names == ['layer1', 'layer2', 'layer3', 'layer4']
-    assert all(isinstance(s, StageGraph) for s in model.stages)
+    assert all(isinstance(s, StageGraph) for s in model.stage_graphs)
     names = dict(model.named_parameters())
     for name in ('layer1.0.downsample.0.weight', 'layer3.14.conv2.weight',
                  'layer2.edge_weights'):
         assert name in names
-    assert [len(s) for s in model.stages] == [2, 6, 15, 2]
+    assert [len(s) for s in model.stage_graphs] == [2, 6, 15, 2]
 
 
 SMALL_RES2NET = dict(depth=50, base_channels=16, base_width=8)
@@ -81,7 +81,7 @@ def test_frozen_stages_and_norm_eval(make):
     assert stem and all(not p.requires_grad for m in stem
                         for p in m.parameters())
     assert check_norm_state(stem, False)
-    for stage in model.stages[:2]:
+    for stage in model.stage_graphs[:2]:
         assert all(not p.requires_grad for p in stage.parameters())
         assert check_norm_state([stage], False)
     assert not model.layer2.edge_weights.requires_grad
@@ -112,10 +112,10 @@ def test_res2net_is_the_stock_res2net(topology):
     stock, topo = check_same_seed_init(
         lambda: Res2Net(**RES2NET),
         lambda: TopoRes2Net(topology=topology, **RES2NET))
-    assert [len(s) for s in topo.stages] == [3, 4, 6, 3]
+    assert [len(s) for s in topo.stage_graphs] == [3, 4, 6, 3]
     # node 0 is the block that strides and pools its split ('stage')
     assert [[b.stage_type for b in s][:2]
-            for s in topo.stages] == [['stage', 'normal']] * 4
+            for s in topo.stage_graphs] == [['stage', 'normal']] * 4
     check_outputs_match(stock, topo, torch.randn(2, 3, 64, 64))
 
 

@@ -83,7 +83,7 @@ def test_init_weights_from_the_same_seed_is_the_stock_init(arch, topology):
     # the stock backbone keeps them at 1, and so do we)
     last_norm = 'norm2' if '18' in arch else 'norm3'
     zeroed = arch != 'resnext50'
-    for stage in topo.stages:
+    for stage in topo.stage_graphs:
         for block in stage:
             weight = getattr(block, last_norm).weight
             assert not weight.any() if zeroed else (weight == 1).all()
@@ -112,15 +112,15 @@ def test_shapes_and_strides(topology, out_indices):
     strides = (4, 8, 16, 32)
     assert [o.shape for o in outs] == [(1, channels[i], 64 // strides[i],
                                         96 // strides[i]) for i in out_indices]
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         mask = stage.edge_mask
         assert not mask.tril().any()
 
 
 def test_stages_are_stage_graphs_with_mmdet_names():
     model = TopoResNet(depth=50, topology=LEARNABLE)
-    assert [len(s) for s in model.stages] == [3, 4, 6, 3]
-    assert all(isinstance(s, StageGraph) for s in model.stages)
+    assert [len(s) for s in model.stage_graphs] == [3, 4, 6, 3]
+    assert all(isinstance(s, StageGraph) for s in model.stage_graphs)
     names = dict(model.named_parameters())
     assert 'layer1.0.conv1.weight' in names
     assert 'layer3.5.conv3.weight' in names
@@ -139,7 +139,7 @@ def test_random_graph_is_saved_and_never_resampled():
     state = model.state_dict()
     same = TopoResNet(depth=34, topology=spec)
     same.load_state_dict(state)
-    for a, b in zip(model.stages, same.stages):
+    for a, b in zip(model.stage_graphs, same.stage_graphs):
         assert torch.equal(a.edge_mask, b.edge_mask)
     other = TopoResNet(depth=34, topology=dict(spec, seed=6))
     with pytest.raises(
@@ -169,7 +169,7 @@ def test_graph_mismatch_adapt_loads_a_learned_checkpoint_into_its_pruning():
         stem_channels=8,
         topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
-        for stage in learned.stages:
+        for stage in learned.stage_graphs:
             stage.edge_weights.mul_(torch.rand_like(stage.edge_weights))
         learned.layer2.edge_weights[:, 2] = 0.  # block 2 dies
     specs = learned.export_topology(threshold=0.05)
@@ -283,13 +283,13 @@ def test_learnable_edges_get_gradients_and_masked_edges_never_change():
     for _ in range(3):
         optim.zero_grad()
         sum(o.mean() for o in model(x)).backward()
-        for stage in model.stages:
+        for stage in model.stage_graphs:
             grad = stage.edge_weights.grad
             assert grad is not None
             assert (grad[~stage.edge_mask] == 0).all()
             assert grad[stage.edge_mask].abs().sum() > 0
         optim.step()
-    for stage in model.stages:
+    for stage in model.stage_graphs:
         assert (stage.edge_weights[~stage.edge_mask] == 0).all()
     assert not torch.equal(before, model.layer2.edge_weights)
 
@@ -299,7 +299,7 @@ def test_frozen_stages_freeze_edges_too():
         depth=18, topology=LEARNABLE, frozen_stages=2, norm_eval=False)
     model.train()
     assert not model.conv1.weight.requires_grad
-    for stage in model.stages[:2]:
+    for stage in model.stage_graphs[:2]:
         assert not stage.edge_weights.requires_grad
         assert all(not p.requires_grad for p in stage.parameters())
         assert check_norm_state([stage], False)
@@ -438,7 +438,7 @@ def test_export_at_the_default_threshold_drops_exact_zeros_only():
 def test_export_round_trips_weights_and_learnable_flag(topology):
     model = TopoResNet(depth=34, topology=topology)
     rebuilt = TopoResNet(depth=34, topology=model.export_topology())
-    for a, b in zip(model.stages, rebuilt.stages):
+    for a, b in zip(model.stage_graphs, rebuilt.stage_graphs):
         assert torch.equal(a.edge_mask, b.edge_mask)
         assert torch.equal(a.edge_weights, b.edge_weights)
         assert a.learnable == b.learnable
@@ -454,7 +454,7 @@ def test_export_of_a_node_whose_only_out_edge_is_pruned_builds():
     spec = model.export_topology()[0]
     assert spec['edges'] == [(0, 2)] and spec['removed'] == [1]
     pruned = TopoResNet(depth=18, topology=model.export_topology())
-    assert [len(list(s)) for s in pruned.stages] == [1, 2, 2, 2]
+    assert [len(list(s)) for s in pruned.stage_graphs] == [1, 2, 2, 2]
     assert not any(k.startswith('layer1.1.') for k in pruned.state_dict())
 
 
@@ -469,7 +469,7 @@ def _pruned_model():
         stem_channels=8,
         topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
-        for stage in model.stages:  # unequal weights everywhere
+        for stage in model.stage_graphs:  # unequal weights everywhere
             stage.edge_weights.mul_(1 +
                                     torch.rand(stage.edge_weights.shape)).mul_(
                                         stage.edge_mask)
@@ -568,7 +568,7 @@ def test_stage_blocks_builds_any_layout_at_the_depths_widths(topology):
     stock, topo = check_same_seed_init(
         lambda: ResNet(34), lambda: TopoResNet(
             depth=18, stage_blocks=(3, 4, 6, 3), topology=topology))
-    assert [len(s) for s in topo.stages] == [3, 4, 6, 3]
+    assert [len(s) for s in topo.stage_graphs] == [3, 4, 6, 3]
     assert topo.stage_blocks == (3, 4, 6, 3)
     check_outputs_match(stock, topo, torch.randn(2, 3, 32, 32))
     assert TopoResNet.arch_settings[18] == ResNet.arch_settings[18]
@@ -580,11 +580,12 @@ def test_stage_blocks_builds_any_layout_at_the_depths_widths(topology):
         stage_blocks=(6, 8, 12, 6),
         base_channels=8,
         topology=LEARNABLE)
-    assert [len(s) for s in wide.stages] == [6, 8, 12, 6]
-    assert [s[0].conv3.out_channels for s in wide.stages] == [32, 64, 128, 256]
+    assert [len(s) for s in wide.stage_graphs] == [6, 8, 12, 6]
+    assert [s[0].conv3.out_channels
+            for s in wide.stage_graphs] == [32, 64, 128, 256]
     cifar = TopoResNetCIFAR(
         depth=18, stage_blocks=(1, 2, 3, 1), base_channels=4)
-    assert [len(s) for s in cifar.stages] == [1, 2, 3, 1]
+    assert [len(s) for s in cifar.stage_graphs] == [1, 2, 3, 1]
 
 
 @pytest.mark.parametrize('stage_blocks', [(3, 4, 6), (3, 4, 0, 3),

@@ -32,7 +32,7 @@ def test_every_classification_config_builds(config):
     # a topology backbone, or mmpretrain's own in a reference or recipe
     assert type(model.backbone).__name__ in ('TopoResNet', 'TopoResNetCIFAR',
                                              'TopoRegNet', 'TopoMobileNetV2',
-                                             'ResNet_CIFAR')
+                                             'TopoConvNeXt', 'ResNet_CIFAR')
     check_edge_regularisation(cfg, model)
     size = 32 if 'cifar' in config.name else 64
     model.eval()

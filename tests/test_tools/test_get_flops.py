@@ -46,7 +46,7 @@ def test_digits_checkpoint_dense_trained_and_pruned(tmp_path, capsys):
     assert rows['pruned'][1] < rows['trained'][1] < rows['dense'][1]
     # the removed block's weights go, and the edges become fixed buffers
     block = sum(p.numel() for p in model.backbone.layer2[1].parameters())
-    edges = sum(s.edge_weights.numel() for s in model.backbone.stages)
+    edges = sum(s.edge_weights.numel() for s in model.backbone.stage_graphs)
     assert round(rows['pruned'][0] *
                  1e6) == round(rows['trained'][0] * 1e6) - block - edges
     assert rows['pruned'][3] < rows['trained'][3]  # the whole classifier

@@ -36,7 +36,7 @@ def trained_like(path):
     torch.manual_seed(0)
     model = build(DIGITS)
     with torch.no_grad():
-        for stage in model.backbone.stages:
+        for stage in model.backbone.stage_graphs:
             stage.edge_weights.add_(
                 torch.rand(stage.edge_weights.shape) * stage.edge_mask)
         model.backbone.layer2.edge_weights[1, 2] = 0.0
@@ -150,7 +150,7 @@ def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
     torch.manual_seed(0)
     model = build(REPO / config)
     with torch.no_grad():
-        for s in model.backbone.stages:
+        for s in model.backbone.stage_graphs:
             if s.learnable:
                 s.edge_weights.add_(
                     torch.rand(s.edge_weights.shape) * s.edge_mask)
@@ -164,7 +164,7 @@ def test_other_families_prune_to_the_same_function(tmp_path, config, stage,
     stem = (tmp_path / 'out' / Path(config).stem).as_posix() + '_pruned'
     pruned = build(stem + '.py', stem + '.pth')
     index = model.backbone.stage_names.index(stage)
-    assert pruned.backbone.stages[index].removed == (block, )
+    assert pruned.backbone.stage_graphs[index].removed == (block, )
     assert not any(
         k.startswith(f'backbone.{stage}.{block}.')
         for k in pruned.state_dict())
@@ -192,7 +192,7 @@ def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
     torch.manual_seed(0)
     model = build(tmp_path / 'dynamic.py')
     with torch.no_grad():
-        for stage in model.backbone.stages:
+        for stage in model.backbone.stage_graphs:
             for router in stage.routers.values():
                 router.reduce.weight.mul_(0.1)
                 router.gate.weight.normal_(0, 0.5)

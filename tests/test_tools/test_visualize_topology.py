@@ -61,7 +61,7 @@ def test_gates_over_a_data_set(tmp_path, capsys):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     with torch.no_grad():
-        for stage in model.backbone.stages:
+        for stage in model.backbone.stage_graphs:
             for router in stage.routers.values():
                 # an untrained net in eval mode has pooled features of
                 # 10-20: keep the gates off their saturation

@@ -41,7 +41,7 @@ def _learned_r34():
     model = TopoResNet(
         depth=34, topology=dict(type='learnable', init='uniform'))
     with torch.no_grad():
-        for stage in model.stages:
+        for stage in model.stage_graphs:
             w = stage.edge_weights
             w.copy_(torch.randn_like(w) * stage.edge_mask)
             w[torch.rand_like(w) < 0.3] = 0.
@@ -63,7 +63,7 @@ def test_backbone_costs_give_the_flops_of_the_pruned_model():
     assert costs.flops(model.topology_graphs()) == count_flops(pruned, (x, ))
     dense = copy.deepcopy(model)
     with torch.no_grad():
-        for stage in dense.stages:
+        for stage in dense.stage_graphs:
             stage.edge_weights.copy_(stage.edge_mask.float())
     assert costs.total == count_flops(dense, (x, ))
     # without gradients the unpruned model computes just what the pruned
@@ -93,10 +93,10 @@ def test_other_families_count_their_edges_and_predict_pruned_flops(family):
     model = make_topo(dict(type='learnable', init='uniform'))
     costs = BackboneCosts(model, input_shape=(3, 64, 64))
     assert costs.total == count_flops(model, (x, )) > stock
-    stage = model.stages[2]  # 3 blocks in MobileNetV2, 7 in RegNet-400MF
+    stage = model.stage_graphs[2]  # 3 blocks in MobileNetV2, 7 in RegNet-400MF
     with torch.no_grad():
         stage.edge_weights[:, 2] = 0.  # block 2 dies
     pruned = make_topo(model.export_topology())
-    assert pruned.stages[2].removed == (2, )
+    assert pruned.stage_graphs[2].removed == (2, )
     assert costs.flops(model.topology_graphs()) == count_flops(
         pruned, (x, )) < costs.total

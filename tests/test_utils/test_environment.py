@@ -158,7 +158,7 @@ cfg = Config(dict(custom_imports=dict(imports=['mmtopo']),
 import_modules_from_strings(**cfg.custom_imports)
 backbone = MODELS.build(cfg.model)
 print(pathlib.Path(mmtopo.__file__).parent.parent)
-print(type(backbone).__name__, len(backbone.stages))
+print(type(backbone).__name__, len(backbone.stage_graphs))
 print(importlib.metadata.version('mmtopo'))
 """
 

@@ -28,7 +28,7 @@ def test_one_panel_per_stage_with_every_edge_styled_by_its_weight():
     fig = draw_topology(model.topology_graphs(), title='t')
     panels = fig.axes[:4]
     assert len(fig.axes) == 5  # four stages and the colour bar
-    for ax, stage in zip(panels, model.stages):
+    for ax, stage in zip(panels, model.stage_graphs):
         patches = _patches(ax)
         assert sorted(patches) == sorted(f'edge {i}->{j}'
                                          for i, j, _ in stage.edges())

@@ -37,7 +37,7 @@ def complexity(config: str, input_shape, part: str = 'model') -> tuple:
     from mmtopo.utils.complexity import count_flops
 
     _, model = init_model(str(REPO / config))
-    stages = model.backbone.stages
+    stages = model.backbone.stage_graphs
     if part == 'backbone':
         model = model.backbone
     flops = count_flops(model, (torch.randn(1, *input_shape), ))

@@ -141,7 +141,7 @@ def main(argv: Optional[list] = None) -> int:
     rows = dict(
         dense=measure(densified(model), shape), trained=measure(model, shape))
     _, backbone = topology_backbone(model)
-    if any(stage.learnable for stage in backbone.stages):
+    if any(stage.learnable for stage in backbone.stage_graphs):
         _, pruned = prune_model(cfg, model, args.threshold)
         rows['pruned'] = measure(pruned, shape)
     print(report(rows, shape))

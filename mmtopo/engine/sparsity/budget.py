@@ -72,7 +72,7 @@ class EdgeBudget:
             return
         self.costs = [(m, BackboneCosts(m, self.flops_input_shape))
                       for _, m in topology_backbones(model)
-                      if any(s.learnable for s in m.stages)]
+                      if any(s.learnable for s in m.stage_graphs)]
         if not isinstance(self.target_flops, dict):
             return
         if len(self.costs) != 1:
