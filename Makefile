@@ -46,8 +46,8 @@ env: $(READY)
 	$(PY) -m mmtopo.utils.collect_env
 
 ## make benchmark: every row of the README's cost tables against mmdet's
-## ResNet-50, RegNetX-3.2GF, MobileNetV2 and Faster R-CNN, on this
-## machine's CPU (about 30 minutes)
+## ResNet-50, RegNetX-3.2GF, MobileNetV2, CSPNeXt, CSPDarknet, Swin-T,
+## ConvNeXt-T and Faster R-CNN, on this machine's CPU (about 40 minutes)
 BENCH := $(PY) tools/analysis_tools/benchmark_backbone.py --iters 9
 benchmark: $(READY)
 	$(BENCH) --topology learnable learnable_uniform complete residual dynamic
@@ -56,6 +56,8 @@ benchmark: $(READY)
 	$(BENCH) --topology learnable learnable_uniform --compile --no-memory
 	$(BENCH) --backbone regnet --arch regnetx_3.2gf --topology learnable learnable_uniform residual
 	$(BENCH) --backbone mobilenet_v2 --topology learnable learnable_uniform residual dynamic
+	for family in cspnext csp_darknet swin convnext; do \
+	    $(BENCH) --backbone $$family --topology learnable residual || exit 1; done
 	$(PY) tools/analysis_tools/benchmark_detector.py --iters 9 \
 	    mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py \
 	    configs/faster_rcnn_topo_r50_fpn.py

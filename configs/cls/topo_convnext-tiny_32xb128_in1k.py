@@ -12,7 +12,8 @@ model = dict(
         type='TopoConvNeXt', topology=dict(type='learnable', init='residual')))
 optim_wrapper = _base_.topology_optim_wrapper
 # AdamW: lambda on the scale of the learning rate; the recipe's EMA hook
-# averages the edges too (prune from the raw weights)
+# averages the edges too (prune_topology.py reads the edges to prune from
+# the raw weights)
 custom_hooks = [
     *_base_.custom_hooks,
     dict(_base_.edge_sparsity_hook, lambda_=0.1, interval=100)

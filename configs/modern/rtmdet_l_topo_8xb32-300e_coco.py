@@ -17,8 +17,8 @@ model = dict(
 optim_wrapper = _base_.topology_optim_wrapper
 # AdamW normalises an edge's step to about the learning rate, so lambda
 # is on that scale (the threshold is lr * lambda); EMAHook averages the
-# edges too: prune from the raw weights (the checkpoint's
-# 'ema_state_dict' holds them when the EMA weights were swapped in)
+# edges too, and prune_topology.py reads the edges to prune from the raw
+# weights (the checkpoint's 'ema_state_dict')
 custom_hooks = [
     *_base_.custom_hooks,
     dict(_base_.edge_sparsity_hook, lambda_=0.1, interval=50)

@@ -19,6 +19,7 @@ import torch
 from mmengine.analysis import parameter_count
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..apis import init_model
 from ..models import topology_backbone
@@ -54,9 +55,11 @@ def prune_checkpoint(config: str,
                      threshold: float = 0.0) -> Tuple[str, str]:
     """Prune the trained ``checkpoint`` of ``config`` at ``threshold`` and
     save the fixed config and its weights in ``out_dir``; returns both
-    paths."""
+    paths. An EMA checkpoint's edges to prune come from its raw weights
+    (see :func:`mmtopo.utils.pruning.prune_model`)."""
     cfg, model = init_model(config, checkpoint, list(options))
-    pruned_cfg, pruned = prune_model(cfg, model, threshold)
+    state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    pruned_cfg, pruned = prune_model(cfg, model, threshold, checkpoint=state)
     return save_pruned(
         pruned_cfg,
         pruned,

@@ -75,9 +75,13 @@ def count_ops(fn: Callable[[], None]) -> Counter:
 
 def ratio_stats(times: List[float], base: List[float]) -> dict:
     """The median time, and the median and quartiles of the ratios
-    ``times[r] / base[r]`` of the same rounds ``r``."""
+    ``times[r] / base[r]`` of the same rounds ``r``. The quartiles
+    interpolate between the ratios measured (``inclusive``), so a few
+    rounds never give a quartile outside them."""
     ratios = [t / b for t, b in zip(times, base)]
-    q1, _, q3 = quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    q1, _, q3 = (
+        quantiles(ratios, n=4, method='inclusive')
+        if len(ratios) > 1 else ratios * 3)
     return dict(time=median(times), ratio=median(ratios), q1=q1, q3=q3)
 
 

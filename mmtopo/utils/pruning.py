@@ -2,7 +2,7 @@
 config (fixed ``custom`` graphs, dead blocks removed) and its weights."""
 import copy
 import io
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -28,16 +28,57 @@ def pruned_config(cfg: Config, specs) -> Config:
     return cfg
 
 
-def prune_model(cfg: Config,
-                model: torch.nn.Module,
-                threshold: float = 0.0) -> Tuple[Config, torch.nn.Module]:
+def prune_model(
+        cfg: Config,
+        model: torch.nn.Module,
+        threshold: float = 0.0,
+        checkpoint: Optional[dict] = None) -> Tuple[Config, torch.nn.Module]:
     """The pruned config of ``model`` (built from ``cfg``, trained) at
-    ``threshold``, and the pruned model holding its weights."""
+    ``threshold``, and the pruned model holding its weights.
+
+    ``checkpoint``: the dict ``model`` was loaded from. An EMA one's edges
+    to prune are those its raw weights have at or below ``threshold``
+    (:func:`take_pruned_edges_from_raw`; ``model`` is changed).
+    """
+    if checkpoint is not None and 'ema_state_dict' in checkpoint:
+        take_pruned_edges_from_raw(model, checkpoint, threshold)
+        threshold = 0.0
     name, backbone = topology_backbone(model)
     if not any(stage.learnable for stage in backbone.stage_graphs):
         raise ValueError(f'the {name} has no learnable edges (a fixed '
                          'topology), so nothing was learned to prune')
     return subgraph_model(cfg, model, backbone.export_topology(threshold))
+
+
+def take_pruned_edges_from_raw(model: torch.nn.Module, checkpoint: dict,
+                               threshold: float = 0.0) -> int:
+    """Zero the edges of ``model`` (loaded with an averaged checkpoint's
+    ``state_dict``) whose raw weights are at or below ``threshold``; the
+    number zeroed.
+
+    mmengine's ``EMAHook`` saves the averaged weights as ``state_dict`` and
+    the raw ones under ``ema_state_dict`` (``module.``-prefixed). The
+    sparsity step zeroes raw edges exactly, while their averages only decay
+    towards zero, so which edges were pruned is read from the raw weights;
+    the deployed model keeps the averaged ones, as mmdet's testing would.
+    A checkpoint without ``ema_state_dict`` changes nothing (returns 0).
+    """
+    raw = checkpoint.get('ema_state_dict')
+    if raw is None:
+        return 0
+    zeroed = 0
+    with torch.no_grad():
+        for name, weights in model.named_parameters():
+            if not name.endswith('edge_weights'):
+                continue
+            key = 'module.' + name
+            if key not in raw:
+                raise ValueError(f'ema_state_dict has no {key!r}: it is not '
+                                 'the raw copy of this model\'s weights')
+            cut = (raw[key].abs() <= threshold) & (weights != 0)
+            weights[cut] = 0.0
+            zeroed += int(cut.sum())
+    return zeroed
 
 
 def subgraph_model(cfg: Config, model: torch.nn.Module,

@@ -10,7 +10,7 @@ from mmdet.models.backbones import ResNet
 from mmtopo.models import TopoResNet
 from mmtopo.models.layers import stacked_fan_out, stacks_gradients
 from mmtopo.utils.benchmark import count_ops, interleaved_times, ratio_stats
-from tests.helpers import REPO, run_tool
+from tests.helpers import REPO, load_tool, run_tool
 
 
 def test_ratio_stats_are_per_round_ratios():
@@ -19,7 +19,11 @@ def test_ratio_stats_are_per_round_ratios():
     stats = ratio_stats(times, base)
     assert stats['time'] == 1.3  # median time
     assert stats['ratio'] == pytest.approx(1.1)  # not 1.3 / 1.0
-    assert (stats['q1'], stats['q3']) == pytest.approx((1.05, 1.25))
+    # sorted ratios 1.0 1.1 1.1 1.2 1.3: quartiles as numpy's percentiles
+    assert (stats['q1'], stats['q3']) == pytest.approx((1.1, 1.2))
+    # two rounds: the quartiles stay between the two ratios measured
+    two = ratio_stats([1.0, 8.0], [1.0, 1.0])
+    assert (two['q1'], two['q3']) == pytest.approx((2.75, 6.25))
     assert ratio_stats([2.0], [1.0]) == dict(
         time=2.0, ratio=2.0, q1=2.0, q3=2.0)
 
@@ -108,7 +112,7 @@ def test_benchmark_backbone_compares_other_families_with_their_stock(tmp_path):
     setup = next(line for line in proc.stdout.splitlines()
                  if line.startswith('torch '))
     assert 'MobileNetV2, batch 2, 64x64' in setup
-    assert 'ratios against mmdet MobileNetV2' in proc.stdout
+    assert 'ratios against the stock MobileNetV2' in proc.stdout
     results = json.loads(out.read_text())['results']
     # the residual wiring is the stock network, to the multiply-add
     assert results['residual']['flops_ratio'] == 1.0
@@ -118,6 +122,26 @@ def test_benchmark_backbone_compares_other_families_with_their_stock(tmp_path):
     assert results['learnable']['params'] == results['stock']['params'] + \
         9 + 16 + 25 + 16 + 16
     assert results['learnable']['peak_mem'] is None
+
+
+@pytest.mark.parametrize('family',
+                         ['cspnext', 'csp_darknet', 'swin', 'convnext'])
+def test_benchmark_backbone_builds_the_modern_families_as_their_stock(family):
+    """The rows compare like with like: the residual wiring has the stock
+    backbone's parameters, and the learnable one adds (n+1)^2 edge weights
+    for each stage of n blocks."""
+    import argparse
+    tool = load_tool('tools/analysis_tools/benchmark_backbone.py')
+    args = argparse.Namespace(backbone=family, depth=50, arch=None)
+    count = {
+        name: sum(p.numel() for p in tool.build(name, args).parameters())
+        for name in ('stock', 'residual', 'learnable')
+    }
+    assert count['residual'] == count['stock']
+    learnable = tool.build('learnable', args)
+    blocks = [len(stage) for stage in learnable.stage_graphs]
+    assert count['learnable'] == count['stock'] + sum(
+        (n + 1)**2 for n in blocks if n > 1)
 
 
 def test_benchmark_detector_times_two_configs_on_one_batch(tmp_path):

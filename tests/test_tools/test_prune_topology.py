@@ -220,3 +220,72 @@ def test_a_dynamic_checkpoint_prunes_to_the_same_function(tmp_path, config):
         torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_an_ema_checkpoint_prunes_the_edges_its_raw_weights_pruned(
+        tmp_path, capsys):
+    """mmengine's EMAHook saves averaged weights as ``state_dict`` (a pruned
+    edge's average is small, not zero) and the raw ones under
+    ``ema_state_dict``: the raw zeros decide, the averages are deployed."""
+    raw = trained_like(tmp_path / 'raw.pth')
+    averaged = build(DIGITS)
+    averaged.load_state_dict(raw.state_dict())
+    with torch.no_grad():
+        for stage in averaged.backbone.stage_graphs:
+            stage.edge_weights.add_(1e-3 * stage.edge_mask)
+    torch.save(
+        dict(
+            state_dict=averaged.state_dict(),
+            ema_state_dict={
+                'module.' + k: v
+                for k, v in raw.state_dict().items()
+            }), tmp_path / 'ema.pth')
+    assert tool().main(
+        [str(DIGITS),
+         str(tmp_path / 'ema.pth'),
+         str(tmp_path / 'out')]) == 0
+    assert 'averaged (EMA) weights' in capsys.readouterr().out
+    cfg_file = tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.py'
+    topology = Config.fromfile(str(cfg_file)).model.backbone.topology
+    assert topology[1]['removed'] == [1]  # raw 1->2 was 0, its average 1e-3
+    pruned = build(cfg_file,
+                   tmp_path / 'out' / 'topo_resnet18_cifar_digits_pruned.pth')
+    with torch.no_grad():  # the averaged model, raw zeros at zero
+        averaged.backbone.layer2.edge_weights[1, 2] = 0.0
+    averaged.eval()
+    pruned.eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), averaged(x), rtol=0, atol=1e-5)
+
+
+def test_an_ema_checkpoint_of_another_model_is_refused(tmp_path):
+    model = trained_like(tmp_path / 'raw.pth')
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            ema_state_dict=dict(steps=torch.tensor(3))), tmp_path / 'ema.pth')
+    with pytest.raises(ValueError, match="ema_state_dict has no 'module"):
+        tool().main(
+            [str(DIGITS),
+             str(tmp_path / 'ema.pth'),
+             str(tmp_path / 'out')])
+
+
+def test_the_search_pipeline_prunes_an_ema_checkpoint_the_same_way(tmp_path):
+    from mmtopo.experiments.pipeline import prune_checkpoint
+    raw = trained_like(tmp_path / 'raw.pth')
+    state = raw.state_dict()
+    averaged = {
+        k: v + 1e-3 if k.endswith('edge_weights') else v
+        for k, v in state.items()
+    }
+    torch.save(
+        dict(
+            state_dict=averaged,
+            ema_state_dict={'module.' + k: v
+                            for k, v in state.items()}), tmp_path / 'ema.pth')
+    cfg_path, _ = prune_checkpoint(
+        str(DIGITS), str(tmp_path / 'ema.pth'), tmp_path / 'out')
+    topology = Config.fromfile(cfg_path).model.backbone.topology
+    assert topology[1]['removed'] == [1]

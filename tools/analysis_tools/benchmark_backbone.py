@@ -4,9 +4,11 @@ ratios.
 
     python tools/analysis_tools/benchmark_backbone.py --depth 50 \
         --topology learnable learnable_uniform complete --batch-size 8
-    # the other families: TopoRegNet, TopoMobileNetV2
+    # the other families: TopoRegNet, TopoMobileNetV2, and the modern
+    # detection backbones at RTMDet-l's, YOLOX-s's, Swin-T's, ConvNeXt-T's size
     ... --backbone regnet --arch regnetx_3.2gf
     ... --backbone mobilenet_v2
+    ... --backbone cspnext | csp_darknet | swin | convnext
     # the settings users train with, alone or together
     ... --compile --channels-last --amp bf16 [--device cuda]
 
@@ -45,11 +47,15 @@ import time
 from statistics import median
 
 import torch
-from mmdet.models.backbones import MobileNetV2, RegNet, ResNet
+from mmdet.models.backbones import (CSPDarknet, CSPNeXt, MobileNetV2, RegNet,
+                                    ResNet, SwinTransformer)
 from mmengine.analysis import parameter_count
+from mmpretrain.models.backbones import ConvNeXt
 
 import mmtopo  # noqa: F401
-from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
+from mmtopo.models import (TopoConvNeXt, TopoCSPDarknet, TopoCSPNeXt,
+                           TopoMobileNetV2, TopoRegNet, TopoResNet,
+                           TopoSwinTransformer)
 from mmtopo.models.layers import stacked_fan_out
 from mmtopo.utils.benchmark import (add_timing_args, autocast,
                                     check_timing_args, count_ops,
@@ -73,29 +79,48 @@ FAN_OUT = dict(device=None, stacked=True, unstacked=False)
 FAN_OUT_NAMES = dict(
     device='stacked off the CPU', stacked='stacked', unstacked='not stacked')
 
-# family: (stock class, topology class, its arguments from the options)
+# family: (stock class, topology class, its arguments from the options,
+# its name in the report); the stock classes with norm layers they can
+# freeze train them here (norm_eval=False, as from scratch), so a train
+# step is the same work but the wiring
 FAMILIES = dict(
-    resnet=(ResNet, TopoResNet, lambda args: dict(depth=args.depth)),
-    regnet=(RegNet, TopoRegNet, lambda args: dict(arch=args.arch)),
-    mobilenet_v2=(MobileNetV2, TopoMobileNetV2, lambda args: dict()),
+    resnet=(ResNet, TopoResNet,
+            lambda args: dict(depth=args.depth, norm_eval=False),
+            lambda args: f'ResNet-{args.depth}'),
+    regnet=(RegNet, TopoRegNet,
+            lambda args: dict(arch=args.arch, norm_eval=False),
+            lambda args: f'RegNet {args.arch}'),
+    mobilenet_v2=(MobileNetV2, TopoMobileNetV2,
+                  lambda args: dict(norm_eval=False),
+                  lambda args: 'MobileNetV2'),
+    cspnext=(CSPNeXt, TopoCSPNeXt, lambda args: dict(norm_eval=False),
+             lambda args: "CSPNeXt (RTMDet-l's)"),
+    csp_darknet=(CSPDarknet, TopoCSPDarknet,
+                 lambda args: dict(
+                     deepen_factor=0.33, widen_factor=0.5, norm_eval=False),
+                 lambda args: "CSPDarknet (YOLOX-s's)"),
+    swin=(SwinTransformer, TopoSwinTransformer, lambda args: dict(),
+          lambda args: 'Swin-T'),
+    convnext=(ConvNeXt, TopoConvNeXt,
+              lambda args: dict(
+                  arch='tiny',
+                  out_indices=(0, 1, 2, 3),
+                  gap_before_final_norm=False),
+              lambda args: 'ConvNeXt-T (mmpretrain)'),
 )
 
 
 def build(name: str, args) -> torch.nn.Module:
-    """``'stock'``: the mmdet backbone; else its topology class wired as
-    ``TOPOLOGIES[name]``. Both train their norm layers (``norm_eval=False``,
-    as from scratch), so a train step is the same work but the wiring."""
-    stock, topo, kwargs = FAMILIES[args.backbone]
+    """``'stock'``: the stock backbone; else its topology class wired as
+    ``TOPOLOGIES[name]``."""
+    stock, topo, kwargs, _ = FAMILIES[args.backbone]
     if name == 'stock':
-        return stock(norm_eval=False, **kwargs(args))
-    return topo(topology=TOPOLOGIES[name], norm_eval=False, **kwargs(args))
+        return stock(**kwargs(args))
+    return topo(topology=TOPOLOGIES[name], **kwargs(args))
 
 
 def describe_backbone(args) -> str:
-    return dict(
-        resnet=f'ResNet-{args.depth}',
-        regnet=f'RegNet {args.arch}',
-        mobilenet_v2='MobileNetV2')[args.backbone]
+    return FAMILIES[args.backbone][3](args)
 
 
 class BenchModel:
@@ -303,7 +328,7 @@ def run(args):
         r['host_ratio'] = (None if r['host'] is None else r['host'] /
                            base['host'])
     print(describe_setup(args))
-    print(f'ratios against mmdet {describe_backbone(args)}: median over '
+    print(f'ratios against the stock {describe_backbone(args)}: median over '
           'rounds (25th-75th percentile); memory: ' +
           ('not measured' if args.no_memory else
            'CUDA allocator peak over one step' if args.device == 'cuda' else

@@ -10,6 +10,11 @@ the blocks that can no longer influence a stage's output. The pruned model
 computes what the trained one computes with the edges at or below ``T`` set
 to zero; mmdet's and mmpretrain's own ``tools/test.py`` read the pair.
 OUT_DIR may be any path mmengine's file backends take (``s3://...``).
+
+A checkpoint saved under mmengine's ``EMAHook`` (RTMDet's, YOLOX's
+recipes) holds the averaged weights, whose pruned edges are small but not
+zero; the edges to prune are then read from its raw weights
+(``ema_state_dict``) and the averaged ones are deployed.
 """
 import argparse
 import os.path as osp
@@ -26,15 +31,20 @@ from mmtopo.utils.validation import check_number, check_output_dir
 
 
 def prune(config: str, checkpoint: str, threshold: float = 0.0):
-    """The pruned config, the pruned model and the trained one."""
+    """The pruned config, the pruned model and the trained one (with an
+    EMA checkpoint: its averaged weights, the raw ones' pruned edges at
+    zero)."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     # strict: a config that does not match the checkpoint is an error
-    load_checkpoint(
+    state = load_checkpoint(
         model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    if 'ema_state_dict' in state:
+        print(f'{checkpoint} holds averaged (EMA) weights: the edges to '
+              'prune are read from its raw ones (ema_state_dict)')
     try:
-        new_cfg, pruned = prune_model(cfg, model, threshold)
+        new_cfg, pruned = prune_model(cfg, model, threshold, checkpoint=state)
     except ValueError as err:
         raise ValueError(f'{checkpoint}: {err}') from None
     return new_cfg, pruned, model
