@@ -50,7 +50,8 @@ def prune_model(
     return subgraph_model(cfg, model, backbone.export_topology(threshold))
 
 
-def take_pruned_edges_from_raw(model: torch.nn.Module, checkpoint: dict,
+def take_pruned_edges_from_raw(model: torch.nn.Module,
+                               checkpoint: dict,
                                threshold: float = 0.0) -> int:
     """Zero the edges of ``model`` (loaded with an averaged checkpoint's
     ``state_dict``) whose raw weights are at or below ``threshold``; the

@@ -283,8 +283,10 @@ def test_the_search_pipeline_prunes_an_ema_checkpoint_the_same_way(tmp_path):
     torch.save(
         dict(
             state_dict=averaged,
-            ema_state_dict={'module.' + k: v
-                            for k, v in state.items()}), tmp_path / 'ema.pth')
+            ema_state_dict={
+                'module.' + k: v
+                for k, v in state.items()
+            }), tmp_path / 'ema.pth')
     cfg_path, _ = prune_checkpoint(
         str(DIGITS), str(tmp_path / 'ema.pth'), tmp_path / 'out')
     topology = Config.fromfile(cfg_path).model.backbone.topology

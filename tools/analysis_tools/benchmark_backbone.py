@@ -44,6 +44,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from statistics import median
 
 import torch
@@ -79,48 +80,56 @@ FAN_OUT = dict(device=None, stacked=True, unstacked=False)
 FAN_OUT_NAMES = dict(
     device='stacked off the CPU', stacked='stacked', unstacked='not stacked')
 
-# family: (stock class, topology class, its arguments from the options,
-# its name in the report); the stock classes with norm layers they can
-# freeze train them here (norm_eval=False, as from scratch), so a train
-# step is the same work but the wiring
+
+@dataclass(frozen=True)
+class Family:
+    """A stock backbone and its topology class, built alike: with
+    ``kwargs`` and the command-line ``options`` named; ``name`` is
+    formatted with the options. Classes with norm layers they can freeze
+    train them here (``norm_eval=False``, as from scratch), so a train step
+    is the same work but the wiring."""
+    stock: type
+    topo: type
+    name: str
+    kwargs: dict = field(default_factory=dict)
+    options: tuple = ()
+
+
 FAMILIES = dict(
-    resnet=(ResNet, TopoResNet,
-            lambda args: dict(depth=args.depth, norm_eval=False),
-            lambda args: f'ResNet-{args.depth}'),
-    regnet=(RegNet, TopoRegNet,
-            lambda args: dict(arch=args.arch, norm_eval=False),
-            lambda args: f'RegNet {args.arch}'),
-    mobilenet_v2=(MobileNetV2, TopoMobileNetV2,
-                  lambda args: dict(norm_eval=False),
-                  lambda args: 'MobileNetV2'),
-    cspnext=(CSPNeXt, TopoCSPNeXt, lambda args: dict(norm_eval=False),
-             lambda args: "CSPNeXt (RTMDet-l's)"),
-    csp_darknet=(CSPDarknet, TopoCSPDarknet,
-                 lambda args: dict(
-                     deepen_factor=0.33, widen_factor=0.5, norm_eval=False),
-                 lambda args: "CSPDarknet (YOLOX-s's)"),
-    swin=(SwinTransformer, TopoSwinTransformer, lambda args: dict(),
-          lambda args: 'Swin-T'),
-    convnext=(ConvNeXt, TopoConvNeXt,
-              lambda args: dict(
-                  arch='tiny',
-                  out_indices=(0, 1, 2, 3),
-                  gap_before_final_norm=False),
-              lambda args: 'ConvNeXt-T (mmpretrain)'),
+    resnet=Family(ResNet, TopoResNet, 'ResNet-{depth}', dict(norm_eval=False),
+                  ('depth', )),
+    regnet=Family(RegNet, TopoRegNet, 'RegNet {arch}', dict(norm_eval=False),
+                  ('arch', )),
+    mobilenet_v2=Family(MobileNetV2, TopoMobileNetV2, 'MobileNetV2',
+                        dict(norm_eval=False)),
+    cspnext=Family(CSPNeXt, TopoCSPNeXt, "CSPNeXt (RTMDet-l's)",
+                   dict(norm_eval=False)),
+    csp_darknet=Family(
+        CSPDarknet, TopoCSPDarknet, "CSPDarknet (YOLOX-s's)",
+        dict(deepen_factor=0.33, widen_factor=0.5, norm_eval=False)),
+    swin=Family(SwinTransformer, TopoSwinTransformer, 'Swin-T'),
+    convnext=Family(
+        ConvNeXt, TopoConvNeXt, 'ConvNeXt-T (mmpretrain)',
+        dict(
+            arch='tiny', out_indices=(0, 1, 2, 3),
+            gap_before_final_norm=False)),
 )
 
 
 def build(name: str, args) -> torch.nn.Module:
     """``'stock'``: the stock backbone; else its topology class wired as
     ``TOPOLOGIES[name]``."""
-    stock, topo, kwargs, _ = FAMILIES[args.backbone]
+    family = FAMILIES[args.backbone]
+    kwargs = dict(family.kwargs,
+                  **{k: getattr(args, k)
+                     for k in family.options})
     if name == 'stock':
-        return stock(**kwargs(args))
-    return topo(topology=TOPOLOGIES[name], **kwargs(args))
+        return family.stock(**kwargs)
+    return family.topo(topology=TOPOLOGIES[name], **kwargs)
 
 
 def describe_backbone(args) -> str:
-    return FAMILIES[args.backbone][3](args)
+    return FAMILIES[args.backbone].name.format(**vars(args))
 
 
 class BenchModel:
