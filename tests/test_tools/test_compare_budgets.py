@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from mmtopo.experiments.runs import FINISHED
 from tests.helpers import load_tool, run_tool
 
 compare_budgets = load_tool('tools/analysis_tools/compare_budgets.py')
@@ -71,6 +72,7 @@ def test_diverged_runs_are_counted_and_left_out_of_the_table(tmp_path):
                         4, 4, dtype=torch.bool)
                 }), checkpoint)
         (run / 'last_checkpoint').write_text(str(checkpoint))
+        (run / FINISHED).write_text('')  # a run that ran to its end
         assert compare_budgets.non_finite_edges(
             str(checkpoint)) == ['backbone.layer1.edge_weights']
     table = tmp_path / 'table.txt'

@@ -8,13 +8,15 @@ import torch
 from mmdet.models.backbones import ResNet
 from mmengine.analysis import parameter_count
 
+from mmtopo.experiments.runs import FINISHED
 from mmtopo.utils.complexity import count_flops
 from tests.helpers import run_tool
 
 
 def finished_run(work_dir, metric, active, times, test_metric):
     """A run directory as tools/train.py leaves it: the scalars log (train
-    rows, then the validation metric) and ``last_checkpoint``; and, under
+    rows, then the validation metric), ``last_checkpoint`` and the marker
+    of a run that finished; and, under
     ``test/``, the log tools/test.py leaves of its last checkpoint scored on
     the held-out split."""
     log = work_dir / '20260101_000000' / 'vis_data' / 'scalars.json'
@@ -24,6 +26,7 @@ def finished_run(work_dir, metric, active, times, test_metric):
     rows.append({'coco/bbox_mAP': metric})
     log.write_text('\n'.join(json.dumps(r) for r in rows))
     (work_dir / 'last_checkpoint').write_text('epoch_8.pth')
+    (work_dir / FINISHED).write_text('')
     test_log = work_dir / 'test' / '20260102_000000' / '20260102_000000.json'
     test_log.parent.mkdir(parents=True)
     test_log.write_text(json.dumps({'coco/bbox_mAP': test_metric}))
