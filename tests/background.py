@@ -1,25 +1,67 @@
-"""The suite's two long trainings (the toy Faster and Mask R-CNN, about 2.5
-minutes each alone on 2 cores), started when the suite is collected, in the
-background, one thread each, so that they run beside the many short,
-single-threaded tests instead of after them. A test reads a finished run
+"""The suite's long trainings (the toy Faster and Mask R-CNN, about 2.5
+minutes each alone on 2 cores; the digits classifier, about one),
+started when the suite is collected, in the background, one thread each,
+so that they run beside the many short, single-threaded tests instead of
+after them. A test reads a finished run
 through :func:`finished`; a run no selected test needs is not started."""
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = dict(num_train=200, num_val=50, num_test=50)
-CONFIGS = dict(
-    trained_faster='configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
-    trained_mask='configs/toy/mask_rcnn_topo_r18_fpn_toy.py')
 EPOCHS = 4
+
+
+@dataclass(frozen=True)
+class Training:
+    """A training the suite shares: its config, the data set it reads
+    (made once, under the suite's folder) and the options that point the
+    config at it."""
+    config: str
+    data: str  # 'toy_coco' or 'digits'
+
+    def options(self, root: Path) -> List[str]:
+        if self.data == 'toy_coco':
+            return toy_options(root / 'toy_coco', EPOCHS)
+        return [
+            f'{s}_dataloader.dataset.data_root={root / "digits"}'
+            for s in ('train', 'val', 'test')
+        ]
+
+
+TRAININGS = dict(
+    trained_faster=Training('configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
+                            'toy_coco'),
+    trained_mask=Training('configs/toy/mask_rcnn_topo_r18_fpn_toy.py',
+                          'toy_coco'),
+    trained_digits=Training('configs/cls/topo_resnet18_cifar_digits.py',
+                            'digits'),
+)
 
 _root = None
 _jobs: Dict[str, subprocess.Popen] = {}
+
+
+def make_data(kind: str) -> Path:
+    """The suite's copy of the ``kind`` data set, made on first use."""
+    global _root
+    if _root is None:
+        _root = Path(tempfile.mkdtemp(prefix='mmtopo_background_'))
+    path = _root / kind
+    if not path.exists():
+        if kind == 'toy_coco':
+            from mmtopo.datasets.toy_coco import make_toy_coco
+            make_toy_coco(path, **TOY)
+        else:
+            from mmtopo.datasets.digits import export_digits
+            export_digits(path)
+    return path
 
 
 def toy_options(root, epochs=None, test_split: str = 'val') -> List[str]:
@@ -52,22 +94,15 @@ def toy_options(root, epochs=None, test_split: str = 'val') -> List[str]:
 
 def start(names) -> None:
     """Start the named trainings (fixture names), each once."""
-    global _root
-    names = [n for n in names if n in CONFIGS and n not in _jobs]
-    if not names:
-        return
-    if _root is None:
-        _root = Path(tempfile.mkdtemp(prefix='mmtopo_background_'))
-        from mmtopo.datasets.toy_coco import make_toy_coco
-        make_toy_coco(_root / 'toy_coco', **TOY)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    names = [n for n in names if n in TRAININGS and n not in _jobs]
     for name in names:
-        work = _root / name
+        training = TRAININGS[name]
+        make_data(training.data)
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
         log = open(_root / f'{name}.log', 'w')
         _jobs[name] = subprocess.Popen([
-            sys.executable, 'tools/train.py', CONFIGS[name], '--work-dir',
-            str(work), '--cfg-options',
-            *toy_options(_root / 'toy_coco', EPOCHS)
+            sys.executable, 'tools/train.py', training.config, '--work-dir',
+            str(_root / name), '--cfg-options', *training.options(_root)
         ],
                                        cwd=REPO,
                                        env=env,

@@ -11,7 +11,6 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmtopo.datasets.digits import export_digits
 from tests.helpers import (REPO, check_edge_regularisation, repo_configs,
                            run_tool)
 
@@ -42,22 +41,21 @@ def test_every_classification_config_builds(config):
     assert feats[0].shape == (2, model.head.in_channels)
 
 
-def test_digits_classifier_trains(tmp_path):
+@pytest.fixture
+def trained_digits():
+    """The digits classifier trained by tools/train.py (10 epochs), in the
+    background from the start of the suite (tests/background.py)."""
+    from tests import background
+    return background.finished('trained_digits')
+
+
+def test_digits_classifier_trains(trained_digits, tmp_path):
     """Measured: top-1 99.7% on the 359 validation digits after 10 epochs."""
-    root = export_digits(tmp_path / 'digits')
-    work = tmp_path / 'work'
+    from tests import background
+    root = background.make_data('digits')
+    work = trained_digits
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable)
-    data = [
-        f'{s}_dataloader.dataset.data_root={root}'
-        for s in ('train', 'val', 'test')
-    ]
-    run_tool([
-        sys.executable, 'tools/train.py',
-        str(DIGITS), '--work-dir',
-        str(work), '--cfg-options', *data
-    ],
-             check=True,
-             env=env)
+    data = background.TRAININGS['trained_digits'].options(root.parent)
     log = sorted(work.glob('*/vis_data/scalars.json'))[-1]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     top1 = [r['accuracy/top1'] for r in rows if 'accuracy/top1' in r][-1]
