@@ -76,13 +76,21 @@ def check_same_seed_init(make_stock, make_topo, seed: int = 0):
     return stock, topo
 
 
-def check_stock_checkpoint_loads(stock: torch.nn.Module, make_topo,
-                                 tmp_path) -> torch.nn.Module:
+def check_stock_checkpoint_loads(stock: torch.nn.Module,
+                                 make_topo,
+                                 tmp_path,
+                                 key_prefix: str = '') -> torch.nn.Module:
     """A stock checkpoint loads through ``init_cfg=Pretrained``, every
     tensor lands, and a direct load misses exactly the edge tensors of each
-    stage. ``make_topo(init_cfg)`` builds the topology backbone."""
+    stage. ``make_topo(init_cfg)`` builds the topology backbone; the
+    checkpoint's keys start with ``key_prefix`` (``'backbone.'``: a
+    detector's checkpoint)."""
     path = tmp_path / 'stock.pth'
-    torch.save(dict(state_dict=stock.state_dict()), path)
+    torch.save(
+        dict(state_dict={
+            key_prefix + k: v
+            for k, v in stock.state_dict().items()
+        }), path)
     topo = make_topo(dict(type='Pretrained', checkpoint=str(path)))
     topo.init_weights()
     for name, value in stock.state_dict().items():
