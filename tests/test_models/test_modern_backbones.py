@@ -281,3 +281,23 @@ def test_the_sparsity_hook_penalises_their_edges(family):
             atol=1e-7)
     assert hook.edge_stats()['active_edges'] > 0
     assert isinstance(runner.message_hub, MessageHub)
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_bad_specs_name_the_field_and_the_value(family):
+    _, topo_cls, kw = FAMILIES[family]
+    with pytest.raises(
+            ValueError,
+            match='topology lists 3 stage specs but '
+            'num_stages is 4'):
+        topo_cls(topology=[dict(type='residual')] * 3, **kw)
+    with pytest.raises(ValueError, match=r"init.*'sideways'"):
+        topo_cls(topology=dict(type='learnable', init='sideways'), **kw)
+    # an edge past the stage's blocks names the stage and its nodes
+    with pytest.raises(
+            ValueError,
+            match=r'topology\[0\] \(custom\): edge \(0, 9\) is out of '
+            r'range: nodes are 0\.\.\d'):
+        topo_cls(topology=dict(type='custom', edges=[[0, 9]]), **kw)
+    with pytest.raises(ValueError, match='unknown field'):
+        topo_cls(topology=dict(type='custom', edges=[], num_nodes=5), **kw)
