@@ -1,4 +1,5 @@
 """Helpers shared by the tests."""
+import copy
 import datetime
 import os
 import signal
@@ -162,16 +163,31 @@ def repo_configs(scope: str) -> list:
 
 
 def check_edge_regularisation(cfg, model) -> None:
-    """A config with learnable edges carries the sparsity hook and exempts
-    the edges from weight decay; one without learnable edges (a fixed
-    wiring, or a stock backbone: a reference) has no hook."""
+    """A config with learnable edges carries the sparsity hook and its
+    optimizer puts every edge in a group without weight decay; one without
+    learnable edges (a fixed wiring, or a stock backbone: a reference) has
+    no hook."""
+    from mmengine.optim import build_optim_wrapper
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    learnable = any(
-        s.learnable for s in getattr(model.backbone, 'stage_graphs', []))
-    assert learnable == ('EdgeSparsityHook' in hooks)
-    if learnable:
-        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[
-            'edge_weights'].decay_mult == 0
+    stages = getattr(model.backbone, 'stage_graphs', [])
+    learnable = [s.edge_weights for s in stages if s.learnable]
+    assert bool(learnable) == ('EdgeSparsityHook' in hooks)
+    # the optimizer holds the edges that train (not frozen_stages')
+    edges = {id(edge) for edge in learnable if edge.requires_grad}
+    if not edges:
+        return
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if optim_cfg.get('type') == 'AmpOptimWrapper':
+        # needs a GPU to build; the parameter groups are the constructor's
+        optim_cfg.type = 'OptimWrapper'
+        optim_cfg.pop('loss_scale', None)
+    groups = build_optim_wrapper(model, optim_cfg).optimizer.param_groups
+    decay = {
+        id(p): group['weight_decay']
+        for group in groups
+        for p in group['params'] if id(p) in edges
+    }
+    assert decay == {edge: 0 for edge in edges}
 
 
 def run_tool(args,

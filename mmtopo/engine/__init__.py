@@ -1,7 +1,9 @@
 from .hooks import EdgeSparsityHook, TopologyVisualizationHook
-from .optimizers import PlainGroupsOptimWrapperConstructor
+from .optimizers import (PlainGroupsOptimWrapperConstructor,
+                         TopoLearningRateDecayOptimizerConstructor)
 
 __all__ = [
     'EdgeSparsityHook', 'TopologyVisualizationHook',
-    'PlainGroupsOptimWrapperConstructor'
+    'PlainGroupsOptimWrapperConstructor',
+    'TopoLearningRateDecayOptimizerConstructor'
 ]

@@ -73,7 +73,8 @@ def test_every_detection_config_builds(config):
     assert type(model.backbone).__name__ in ('TopoResNet', 'TopoRegNet',
                                              'TopoMobileNetV2', 'TopoCSPNeXt',
                                              'TopoCSPDarknet',
-                                             'TopoSwinTransformer', 'ResNet')
+                                             'TopoSwinTransformer',
+                                             'TopoConvNeXt', 'ResNet')
     check_edge_regularisation(cfg, model)
     # the backbone's outputs are what the neck takes, at strides doubling
     # from 4 (the R-CNNs) or 8 (RTMDet, YOLOX) to 32

@@ -15,7 +15,7 @@ and, where the stock class does not list its stages in ``res_layers``,
 names them (see ``TopoMobileNetV2``).
 """
 import math
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -168,6 +168,17 @@ class TopoMixin:
         """The stage graphs, in the order of :attr:`stage_names`. (Not
         ``stages``: Swin and ConvNeXt hold theirs under that name.)"""
         return [self.get_submodule(name) for name in self.stage_names]
+
+    def named_wiring_parameters(self) -> Iterator[Tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` of what the wiring adds to the stock
+        backbone and learns: each stage's edge weights (when learnable) and
+        its routers' parameters (when dynamic); names relative to the
+        backbone, as in its ``state_dict``."""
+        for stage_name, stage in zip(self.stage_names, self.stage_graphs):
+            if stage.learnable:
+                yield f'{stage_name}.edge_weights', stage.edge_weights
+            for name, param in stage.routers.named_parameters():
+                yield f'{stage_name}.routers.{name}', param
 
     def topology_graphs(self) -> List[StageGraphInfo]:
         """The graph each stage has now, one :class:`StageGraphInfo` per
