@@ -102,6 +102,20 @@ TASKS: Dict[str, Task] = dict(
         learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
         residual='configs/toy/'
         'faster_rcnn_topo_mobilenetv2_fpn_toy_residual.py'),
+    # the modern families, each against its stock backbone (the residual
+    # wiring) on the same recipe
+    toy_detection_rtmdet=toy_detection_task(
+        learnable='configs/toy/rtmdet_topo_toy.py',
+        residual='configs/toy/rtmdet_topo_toy_residual.py'),
+    toy_detection_yolox=toy_detection_task(
+        learnable='configs/toy/yolox_topo_toy.py',
+        residual='configs/toy/yolox_topo_toy_residual.py'),
+    toy_detection_swin=toy_detection_task(
+        learnable='configs/toy/faster_rcnn_topo_swin_toy.py',
+        residual='configs/toy/faster_rcnn_topo_swin_toy_residual.py'),
+    toy_detection_convnext=toy_detection_task(
+        learnable='configs/toy/faster_rcnn_topo_convnext_toy.py',
+        residual='configs/toy/faster_rcnn_topo_convnext_toy_residual.py'),
 )
 
 

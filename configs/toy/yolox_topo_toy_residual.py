@@ -1,0 +1,5 @@
+# The toy YOLOX with the stock CSPDarknet (the residual wiring is it), for
+# comparison: same recipe, no sparsity hook.
+_base_ = './yolox_topo_toy.py'
+model = dict(backbone=dict(topology=dict(_delete_=True, type='residual')))
+custom_hooks = []
