@@ -1,14 +1,19 @@
 """The suite's long trainings (the toy Faster and Mask R-CNN, about 2.5
 minutes each alone on 2 cores; the digits classifier, about one),
-started when the suite is collected, in the background, one thread each,
-so that they run beside the many short, single-threaded tests instead of
-after them. A test reads a finished run
-through :func:`finished`; a run no selected test needs is not started."""
+started when the suite is collected, in the background: one after
+another on one thread, so that they keep the second core busy beside the
+many short, single-threaded tests instead of running after them (or
+three at once, crowding the tests off both cores). A test reads a
+finished run through :func:`finished`; a run no selected test needs is
+not started."""
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
@@ -35,13 +40,14 @@ class Training:
         ]
 
 
+# in the order the suite reaches the tests that read them
 TRAININGS = dict(
+    trained_digits=Training('configs/cls/topo_resnet18_cifar_digits.py',
+                            'digits'),
     trained_faster=Training('configs/toy/faster_rcnn_topo_r18_fpn_toy.py',
                             'toy_coco'),
     trained_mask=Training('configs/toy/mask_rcnn_topo_r18_fpn_toy.py',
                           'toy_coco'),
-    trained_digits=Training('configs/cls/topo_resnet18_cifar_digits.py',
-                            'digits'),
 )
 
 _root = None
@@ -93,44 +99,57 @@ def toy_options(root, epochs=None, test_split: str = 'val') -> List[str]:
 
 
 def start(names) -> None:
-    """Start the named trainings (fixture names), each once."""
-    names = [n for n in names if n in TRAININGS and n not in _jobs]
+    """Start the named trainings (fixture names), each once, one after
+    another in a background lane of their own; each leaves its exit
+    status in ``<name>.rc`` beside its log."""
+    names = [n for n in TRAININGS if n in names and n not in _jobs]
+    if not names:
+        return
+    commands = []
     for name in names:
         training = TRAININGS[name]
         make_data(training.data)
-        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-        log = open(_root / f'{name}.log', 'w')
-        _jobs[name] = subprocess.Popen([
+        train = [
             sys.executable, 'tools/train.py', training.config, '--work-dir',
             str(_root / name), '--cfg-options', *training.options(_root)
-        ],
-                                       cwd=REPO,
-                                       env=env,
-                                       stdout=log,
-                                       stderr=subprocess.STDOUT)
+        ]
+        log, rc = _root / f'{name}.log', _root / f'{name}.rc'
+        commands.append(f'{shlex.join(train)} > {shlex.quote(str(log))} '
+                        f'2>&1; echo $? > {shlex.quote(str(rc))}')
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    lane = subprocess.Popen(['bash', '-c', '\n'.join(commands)],
+                            cwd=REPO,
+                            env=env,
+                            start_new_session=True)
+    for name in names:
+        _jobs[name] = lane
 
 
 def finished(name: str, timeout: float = 1200) -> Path:
     """The work dir of training ``name`` once it has finished (started now
     if it was not); a failed run fails the test with its log's tail."""
     start([name])
-    proc = _jobs[name]
-    try:
-        code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError(f'{name} did not finish in {timeout} s')
+    lane, rc = _jobs[name], _root / f'{name}.rc'
+    deadline = time.monotonic() + timeout
+    while not rc.exists() or not rc.read_text().strip():
+        if lane.poll() is not None and not rc.exists():
+            raise AssertionError(f'{name}: the background lane ended '
+                                 f'({lane.returncode}) before it ran')
+        if time.monotonic() > deadline:
+            raise AssertionError(f'{name} did not finish in {timeout} s')
+        time.sleep(0.5)
     log = (_root / f'{name}.log').read_text()
+    code = int(rc.read_text())
     assert code == 0, f'{name} failed:\n{log[-3000:]}'
     return _root / name
 
 
 def stop_all() -> None:
     """End every training still running and remove their files."""
-    for proc in _jobs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    for lane in set(_jobs.values()):
+        if lane.poll() is None:
+            os.killpg(lane.pid, signal.SIGKILL)
+            lane.wait()
     _jobs.clear()
     if _root is not None:
         shutil.rmtree(_root, ignore_errors=True)
