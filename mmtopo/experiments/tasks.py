@@ -102,21 +102,21 @@ TASKS: Dict[str, Task] = dict(
         learnable='configs/toy/faster_rcnn_topo_mobilenetv2_fpn_toy.py',
         residual='configs/toy/'
         'faster_rcnn_topo_mobilenetv2_fpn_toy_residual.py'),
-    # the modern families, each against its stock backbone (the residual
-    # wiring) on the same recipe
-    toy_detection_rtmdet=toy_detection_task(
-        learnable='configs/toy/rtmdet_topo_toy.py',
-        residual='configs/toy/rtmdet_topo_toy_residual.py'),
-    toy_detection_yolox=toy_detection_task(
-        learnable='configs/toy/yolox_topo_toy.py',
-        residual='configs/toy/yolox_topo_toy_residual.py'),
-    toy_detection_swin=toy_detection_task(
-        learnable='configs/toy/faster_rcnn_topo_swin_toy.py',
-        residual='configs/toy/faster_rcnn_topo_swin_toy_residual.py'),
-    toy_detection_convnext=toy_detection_task(
-        learnable='configs/toy/faster_rcnn_topo_convnext_toy.py',
-        residual='configs/toy/faster_rcnn_topo_convnext_toy_residual.py'),
 )
+
+# the modern families, each learnable config against its ``_residual``
+# twin (the stock backbone) on the same recipe
+TASKS.update({
+    f'toy_detection_{family}':
+    toy_detection_task(
+        learnable=f'configs/toy/{config}.py',
+        residual=f'configs/toy/{config}_residual.py')
+    for family, config in dict(
+        rtmdet='rtmdet_topo_toy',
+        yolox='yolox_topo_toy',
+        swin='faster_rcnn_topo_swin_toy',
+        convnext='faster_rcnn_topo_convnext_toy').items()
+})
 
 
 def data_options(task: Task, root: Optional[str] = None) -> List[str]:
