@@ -73,6 +73,10 @@ def main() -> int:
     print('\n=== The supernet\'s learned topology (edge i->j: weight; '
           '"." = pruned) ===')
     print(learned_topology(runs))
+    _, deployed = init_model(str(config), checkpoint)
+    removed = topology_backbone(deployed)[1].removed_blocks()
+    print('blocks left without an active in-edge or out-edge, removed '
+          f'from the deployed model: {removed or "none"}')
     print('\n=== COCO bbox mAP, each trained for 8 epochs ===')
     print(f'{"":>34s}  {"val":>6s}  {"test":>6s}  backbone FLOPs  params')
     for name, arm in (('stock ResNet-18', stock),
