@@ -5,7 +5,8 @@
 # unchanged). mmdet's ConvNeXt recipe is kept: AdamW with layer-wise
 # learning-rate decay, whose constructor is swapped for one that puts the
 # edges in a group of their own (base learning rate, no weight decay).
-_base_ = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+_base_ = ('mmdet::convnext/'
+          'mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py')
 
 # the recipe's own imports plus mmtopo (the shared learned_topology base
 # cannot sit beside a base that sets custom_imports)
@@ -13,8 +14,7 @@ custom_imports = dict(
     imports=['mmpretrain.models', 'mmtopo'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
-        type='TopoConvNeXt',
-        topology=dict(type='learnable', init='residual')))
+        type='TopoConvNeXt', topology=dict(type='learnable', init='residual')))
 optim_wrapper = dict(constructor='TopoLearningRateDecayOptimizerConstructor')
 # AdamW: lambda on the scale of the learning rate (see RTMDet-l's config)
 custom_hooks = [dict(type='EdgeSparsityHook', lambda_=0.1, interval=50)]

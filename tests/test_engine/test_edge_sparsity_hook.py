@@ -1247,9 +1247,9 @@ def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(
     default, avx2 and avx512 alike: 0.442 of the edges (the FLOPs budget
     binds first), 0.953 of the reference's FLOPs (one block dying takes
     about 3% at once), last-20 loss 0.017-0.022 of the first 20's.
-    Asserted, with margin: both budgets met at the end, the binding one to within 10%
-    (not pruned far past it), the exported graph, built, at most the
-    reference's FLOPs, every stage connected, the loss below 0.6 of its
+    Asserted, with margin: both budgets met at the end, the binding one to
+    within 10% (not pruned far past it), the exported graph, built, at most
+    the reference's FLOPs, every stage connected, the loss below 0.6 of its
     start, lambda back at 0 (holding), the logged ratios the true ones."""
     from mmdet.models import ResNet
     reference = dict(type='mmdet.ResNet', **SMALL_RESNET)
