@@ -14,7 +14,7 @@ setup: $(READY)
 ## make test: the style checks, then the whole suite (experiments are
 ## separate commands below)
 test: lint
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --durations=15
 
 ## make lint: flake8, isort and yapf as OpenMMLab projects run them
 ## (settings in setup.cfg); fix with `isort` and `yapf -i -r` on the same paths

@@ -19,10 +19,23 @@ def pytest_collection_modifyitems(config, items):
     """Start the long trainings a selected test needs, in the background
     (tests/background.py)."""
     from tests import background
-    background.start(
+    if background.start(
         {name
          for item in items
-         for name in getattr(item, 'fixturenames', ())})
+         for name in getattr(item, 'fixturenames', ())}):
+        # the lane is one thread the later tests wait for; where a test
+        # runs two threads (or a tool two ranks) beside it, let it yield
+        # to the lane rather than the lane to it
+        os.nice(5)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests import background
+    lines = background.report()
+    if lines:
+        terminalreporter.section('background trainings')
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session, exitstatus):

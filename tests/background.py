@@ -52,6 +52,9 @@ TRAININGS = dict(
 
 _root = None
 _jobs: Dict[str, subprocess.Popen] = {}
+_started: Dict[str, float] = {}  # when each job's lane started (epoch s)
+_waited: Dict[str, float] = {}  # how long the tests waited for each job
+_took: Dict[str, float] = {}  # when each finished, from its lane's start
 
 
 def make_data(kind: str) -> Path:
@@ -98,13 +101,13 @@ def toy_options(root, epochs=None, test_split: str = 'val') -> List[str]:
     return opts
 
 
-def start(names) -> None:
+def start(names) -> List[str]:
     """Start the named trainings (fixture names), each once, one after
     another in a background lane of their own; each leaves its exit
-    status in ``<name>.rc`` beside its log."""
+    status in ``<name>.rc`` beside its log. Returns those started now."""
     names = [n for n in TRAININGS if n in names and n not in _jobs]
     if not names:
-        return
+        return []
     commands = []
     for name in names:
         training = TRAININGS[name]
@@ -123,6 +126,8 @@ def start(names) -> None:
                             start_new_session=True)
     for name in names:
         _jobs[name] = lane
+        _started[name] = time.time()
+    return names
 
 
 def finished(name: str, timeout: float = 1200) -> Path:
@@ -130,7 +135,8 @@ def finished(name: str, timeout: float = 1200) -> Path:
     if it was not); a failed run fails the test with its log's tail."""
     start([name])
     lane, rc = _jobs[name], _root / f'{name}.rc'
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     while not rc.exists() or not rc.read_text().strip():
         if lane.poll() is not None and not rc.exists():
             raise AssertionError(f'{name}: the background lane ended '
@@ -138,14 +144,37 @@ def finished(name: str, timeout: float = 1200) -> Path:
         if time.monotonic() > deadline:
             raise AssertionError(f'{name} did not finish in {timeout} s')
         time.sleep(0.5)
+    _waited[name] = _waited.get(name, 0.0) + time.monotonic() - began
     log = (_root / f'{name}.log').read_text()
     code = int(rc.read_text())
     assert code == 0, f'{name} failed:\n{log[-3000:]}'
     return _root / name
 
 
+def _note_finish_times() -> None:
+    for name, started in _started.items():
+        rc = _root / f'{name}.rc'
+        if name not in _took and rc.exists():
+            _took[name] = rc.stat().st_mtime - started
+
+
+def report() -> List[str]:
+    """One line per training started: when it finished, counted from the
+    start of its lane, and how long the tests waited for it (what the lane
+    cost the suite's wall time)."""
+    _note_finish_times()
+    return [
+        f'{name}: ' + (f'finished {_took[name]:.0f} s after its lane '
+                       'started' if name in _took else 'not finished') +
+        f'; the tests waited {_waited.get(name, 0.0):.0f} s for it'
+        for name in _started
+    ]
+
+
 def stop_all() -> None:
-    """End every training still running and remove their files."""
+    """End every training still running and remove their files (what
+    :func:`report` says is kept)."""
+    _note_finish_times()
     for lane in set(_jobs.values()):
         if lane.poll() is None:
             os.killpg(lane.pid, signal.SIGKILL)
