@@ -1,8 +1,12 @@
 import os
 import tempfile
 
-# Small, deterministic CPU runs for the whole suite.
-os.environ.setdefault('OMP_NUM_THREADS', '2')
+# Small, deterministic CPU runs for the whole suite, one thread each: the
+# tests (and the tools they start) take one core, the background trainings
+# (tests/background.py) the other. Two OpenMP threads beside the lane's one
+# on two cores made a 10 s training test take 340 s (threads spinning at
+# their barriers for a core the lane holds).
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 # torch 2.13's inductor reuses CPU kernels compiled under another
 # ATEN_CPU_CAPABILITY: compiled results then differ from eager entirely, or
@@ -19,14 +23,10 @@ def pytest_collection_modifyitems(config, items):
     """Start the long trainings a selected test needs, in the background
     (tests/background.py)."""
     from tests import background
-    if background.start(
+    background.start(
         {name
          for item in items
-         for name in getattr(item, 'fixturenames', ())}):
-        # the lane is one thread the later tests wait for; where a test
-        # runs two threads (or a tool two ranks) beside it, let it yield
-        # to the lane rather than the lane to it
-        os.nice(5)
+         for name in getattr(item, 'fixturenames', ())})
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -20,11 +20,8 @@ from tests.helpers import (REPO, check_edge_regularisation, repo_configs,
 
 CONFIGS = repo_configs('mmdet')
 TOY_FASTER = REPO / 'configs/toy/faster_rcnn_topo_r18_fpn_toy.py'
-ENV = dict(
-    os.environ,
-    PYTHONPATH=str(REPO),
-    PYTHON=sys.executable,
-    OMP_NUM_THREADS='2')
+# the tools inherit the suite's one thread (conftest.py)
+ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHON=sys.executable)
 
 
 @pytest.fixture(scope='module')
