@@ -26,7 +26,7 @@ from ..utils.complexity import BackboneCosts, densified
 from ..utils.pruning import save_pruned, subgraph_model
 from .pipeline import (SPARSITY_HOOKS, backbone_costs, build_backbone,
                        finetune_config, merged_config, prune_checkpoint,
-                       reference_backbone_cfg)
+                       reference_backbone_cfg, reference_budget_ratio)
 from .random_subgraph import random_subgraph, subgraph_specs
 from .runs import Run, test_metrics, train_run
 from .stats import mean_std, per_seed
@@ -203,7 +203,9 @@ class EqualCostRuns:
         costs = BackboneCosts(backbone, self.task.input_shape)
         reference = build_backbone(
             reference_backbone_cfg(cfg), cfg.get('default_scope', 'mmdet'))
-        budget = backbone_costs(reference, self.task.input_shape)['flops']
+        budget = backbone_costs(
+            reference,
+            self.task.input_shape)['flops'] * reference_budget_ratio(cfg)
         graphs = random_subgraph(backbone.topology_graphs(), costs, budget,
                                  np.random.default_rng([self.seed, 1]))
         new_cfg, sub = subgraph_model(cfg, model, subgraph_specs(graphs))

@@ -48,6 +48,14 @@ def reference_backbone_cfg(cfg: Config) -> Optional[dict]:
         'of' in target else None
 
 
+def reference_budget_ratio(cfg: Config) -> float:
+    """How many times the reference's FLOPs the search may keep
+    (``target_flops=dict(of=..., ratio=...)``; 1 when not given)."""
+    hook = sparsity_hook_cfg(cfg)
+    target = hook.get('target_flops') if hook else None
+    return float(target.get('ratio', 1.0)) if isinstance(target, dict) else 1.0
+
+
 def prune_checkpoint(config: str,
                      checkpoint: str,
                      out_dir: Path,

@@ -784,6 +784,20 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
          "(0, 1], got '0.5'"),
         (dict(target_flops='0.8'),
          "target_flops must be a fraction in (0, 1]"),
+        (dict(target_flops=dict(of=dict(type='ResNet', depth=18), ratio=0)),
+         'target_flops: ratio must be a positive number (times the '
+         "reference's FLOPs), got 0"),
+        (dict(
+            target_flops=dict(of=dict(type='ResNet', depth=18), ratio='1.01')),
+         "target_flops: ratio must be a positive number (times the "
+         "reference's FLOPs), got '1.01'"),
+        (dict(
+            target_flops=dict(
+                of=dict(type='ResNet', depth=18), ratio=float('nan'))),
+         'target_flops: ratio must be a positive number (times the '
+         "reference's FLOPs), got nan"),
+        (dict(target_flops=dict(flops=1e9, ratio=1.01)),
+         'target_flops must be a fraction in (0, 1]'),
         (dict(lambda_growth=float('inf'), target_ratio=0.5),
          'lambda_growth must be a finite number >= 1, got inf'),
         (dict(keep_output_scale='no'),
@@ -1237,6 +1251,22 @@ def test_a_reference_budget_is_the_reference_backbones_flops():
         fake_runner(model,
                     OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))))
     assert exact.budget.reference_flops == flops and exact.budget_met()
+    # ratio: r times the reference's FLOPs; the same graph meets it once r
+    # covers the edges' multiplies, and is still measured against the
+    # reference itself
+    for ratio, met in ((flops / expected + 1e-9, True),
+                       (0.999 * flops / expected, False)):
+        slack = EdgeSparsityHook(
+            lambda_=1.0,
+            target_flops=dict(of=reference, ratio=ratio),
+            flops_input_shape=(3, 16, 16))
+        slack.before_train(
+            fake_runner(
+                model,
+                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))))
+        assert slack.budget.reference_flops == expected
+        assert slack.budget.reference_ratio() == flops / expected
+        assert slack.budget_met() is met
 
 
 def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(

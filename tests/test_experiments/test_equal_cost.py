@@ -8,8 +8,10 @@ from mmdet.models import ResNet
 from mmengine.config import Config
 
 from mmtopo.experiments.equal_cost import EQUAL_COST_TASKS, schedule_of
-from mmtopo.experiments.pipeline import (finetune_config, prune_checkpoint,
-                                         reference_backbone_cfg)
+from mmtopo.experiments.pipeline import (finetune_config, merged_config,
+                                         prune_checkpoint,
+                                         reference_backbone_cfg,
+                                         reference_budget_ratio)
 from mmtopo.experiments.random_subgraph import random_subgraph, subgraph_specs
 from mmtopo.models import TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
@@ -129,3 +131,28 @@ def test_every_arm_trains_as_many_iterations_as_the_reference(name):
     ref.pop('_scope_', None)
     budget = reference_backbone_cfg(search)
     assert {k: ref[k] for k in budget} == budget
+
+
+def test_search_options_reach_the_search_config_and_the_random_budget(
+        tmp_path):
+    """compare_equal_cost.py --search-cfg-options: the search config every
+    arm but stock derives from gets them (here a budget of 1.01x the
+    reference's FLOPs, which the random arm's draw is held to as well)."""
+    from tests.helpers import load_tool
+    tool = load_tool('tools/analysis_tools/compare_equal_cost.py')
+    args = tool.parse_args([
+        'toy_detection', '--search-cfg-options',
+        'custom_hooks.0.target_flops.ratio=1.01'
+    ])
+    assert args.search_cfg_options == {
+        'custom_hooks.0.target_flops.ratio': 1.01
+    }
+    task = EQUAL_COST_TASKS['toy_detection']
+    search = Config.fromfile(str(REPO / task.search))
+    assert reference_budget_ratio(search) == 1.0
+    merged = Config.fromfile(
+        merged_config(
+            str(REPO / task.search), args.search_cfg_options,
+            tmp_path / 'search.py'))
+    assert reference_budget_ratio(merged) == 1.01
+    assert reference_backbone_cfg(merged) == reference_backbone_cfg(search)

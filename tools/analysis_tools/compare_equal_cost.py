@@ -17,11 +17,15 @@ the toy detection sets a few minutes each on 2 cores).
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+from mmengine.config import DictAction
 
 from mmtopo.datasets import ensure_dataset
 from mmtopo.experiments.equal_cost import (ARMS, EQUAL_COST_TASKS,
                                            EqualCostRuns, arms_table)
+from mmtopo.experiments.pipeline import merged_config
 from mmtopo.experiments.tables import print_table
 
 
@@ -37,6 +41,14 @@ def parse_args(argv=None):
         choices=ARMS,
         help='the arms to run (stock always '
         'runs: the others are measured against it)')
+    parser.add_argument(
+        '--search-cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='key=value overrides of the search config (every arm but '
+        'stock derives from it), e.g. '
+        'custom_hooks.0.target_flops.ratio=1.01')
     parser.add_argument('--work-dir', default='work_dirs/equal_cost')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument(
@@ -57,6 +69,11 @@ def main(argv=None) -> int:
     arms = ['stock'] + [a for a in args.arms if a != 'stock']
     results = {arm: [] for arm in arms}
     root = Path(args.work_dir) / args.task
+    if args.search_cfg_options:
+        task = replace(
+            task,
+            search=merged_config(task.search, args.search_cfg_options,
+                                 root / 'search_config.py'))
     for seed in args.seeds:
         runs = EqualCostRuns(task, seed, root / f'seed{seed}', args.reuse)
         for arm in arms:

@@ -62,8 +62,9 @@ class EdgeSparsityHook(Hook):
             (every edge active, every block computed);
             ``dict(of=<backbone config>)``, the FLOPs of a reference
             backbone, e.g. ``dict(of=dict(type='ResNet', depth=18))`` to
-            prune a larger supernet to ResNet-18's cost; or
-            ``dict(flops=<count>)``. All are counted by the same counter,
+            prune a larger supernet to ResNet-18's cost, with ``ratio=r``
+            in it for ``r`` times that cost; or ``dict(flops=<count>)``.
+            All are counted by the same counter,
             at ``flops_input_shape``. Only whole blocks and edges are saved,
             so the FLOPs drop when blocks die or edges go.
         lambda_growth (float, optional): with a budget, lambda is multiplied
@@ -361,9 +362,14 @@ def _check_target_flops(target_flops) -> None:
     if target_flops is None:
         return
     if isinstance(target_flops, dict):
-        if list(target_flops) == ['of'] and isinstance(
+        ratio = target_flops.get('ratio', 1.0)
+        if set(target_flops) in ({'of'}, {'of', 'ratio'}) and isinstance(
                 target_flops['of'], dict) and 'type' in target_flops['of']:
-            return
+            if isinstance(ratio, (int, float)) and not isinstance(
+                    ratio, bool) and math.isfinite(ratio) and ratio > 0:
+                return
+            raise ValueError('target_flops: ratio must be a positive number '
+                             f'(times the reference\'s FLOPs), got {ratio!r}')
         count = target_flops.get('flops')
         if list(target_flops) == ['flops'] and isinstance(
                 count, (int, float)) and not isinstance(count, bool) and \
@@ -374,5 +380,5 @@ def _check_target_flops(target_flops) -> None:
         return
     raise ValueError(
         'target_flops must be a fraction in (0, 1] of the dense backbone\'s '
-        'FLOPs, dict(of=<backbone config with a type>) or '
+        'FLOPs, dict(of=<backbone config with a type>[, ratio=<r>]) or '
         f'dict(flops=<a positive number>), got {target_flops!r}')

@@ -37,7 +37,8 @@ class EdgeBudget:
             backbone's (every edge active), in (0, 1]; or
             ``dict(of=<backbone config>)``, the FLOPs of that backbone (e.g.
             the stock ResNet-18 a supernet is pruned to), counted the same
-            way; or ``dict(flops=<count>)``, a number of FLOPs.
+            way, or ``dict(of=<backbone config>, ratio=<r>)``, ``r`` times
+            those; or ``dict(flops=<count>)``, a number of FLOPs.
         growth: lambda's factor per iteration while the budget is unmet.
         flops_input_shape: ``(C, H, W)`` the FLOPs are measured at, once.
     """
@@ -56,6 +57,7 @@ class EdgeBudget:
         self.stages: List[Tuple[str, StageGraph]] = []
         self.costs: List[Tuple[nn.Module, BackboneCosts]] = []
         self.reference_flops: Optional[float] = None
+        self.flops_limit: Optional[float] = None  # what met() holds it to
         self._held: List[torch.Tensor] = []
 
     def setup(self,
@@ -86,6 +88,8 @@ class EdgeBudget:
             reference = MODELS.build(self.target_flops['of'])
             image = torch.zeros(1, *self.flops_input_shape)
             self.reference_flops = float(count_flops(reference, (image, )))
+        self.flops_limit = self.reference_flops * self.target_flops.get(
+            'ratio', 1.0)
 
     def lambda_for(self, lam: float) -> float:
         """The lambda to apply this iteration, for the schedule's ``lam``
@@ -108,7 +112,7 @@ class EdgeBudget:
             return True
         if self.reference_flops is None:
             return self.flops_ratio() <= self.target_flops
-        return self.flops() <= self.reference_flops
+        return self.flops() <= self.flops_limit
 
     def stalled(self) -> bool:
         """Whether no edge of any stage can be pruned without cutting its
