@@ -94,8 +94,10 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 optim_wrapper = _base_.topology_optim_wrapper
+# lambda 0.01, chosen on val over 0.1 (3 seeds: 0.521 +- 0.201 against
+# 0.466 +- 0.040; configs/toy/README.md)
 custom_hooks = [
-    dict(_base_.edge_sparsity_hook, lambda_=0.1, interval=10),
+    dict(_base_.edge_sparsity_hook, lambda_=0.01, interval=10),
     dict(type='TopologyVisualizationHook', interval=max_epochs),
 ]
 default_hooks = dict(

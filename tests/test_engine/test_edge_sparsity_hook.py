@@ -1333,7 +1333,8 @@ def test_bad_flops_targets_name_what_is_allowed(target):
             ValueError,
             match=r'target_flops must be a fraction '
             r'in \(0, 1\] .* dict\(of=<backbone config with a '
-            r'type>\) or dict\(flops=<a positive number>\), got '):
+            r'type>\[, ratio=<r>\]\) or dict\(flops=<a positive number>\), '
+            r'got '):
         EdgeSparsityHook(target_flops=target)
 
 
