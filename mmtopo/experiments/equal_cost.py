@@ -13,7 +13,7 @@ held-out test split.
 5. ``dense``: the supernet without the sparsity hook, with the
    reference's schedule (the ceiling, at the supernet's cost).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -24,9 +24,8 @@ from ..apis import init_model
 from ..models import topology_backbone
 from ..utils.complexity import BackboneCosts, densified
 from ..utils.pruning import save_pruned, subgraph_model
-from .pipeline import (SPARSITY_HOOKS, backbone_costs, build_backbone,
-                       finetune_config, merged_config, prune_checkpoint,
-                       reference_backbone_cfg, reference_budget_ratio)
+from .pipeline import (SPARSITY_HOOKS, backbone_costs, finetune_config,
+                       merged_config, prune_checkpoint, search_budget_flops)
 from .random_subgraph import random_subgraph, subgraph_specs
 from .runs import Run, test_metrics, train_run
 from .stats import mean_std, per_seed
@@ -59,6 +58,16 @@ EQUAL_COST_TASKS: Dict[str, EqualCostTask] = dict(
         'configs/equal_cost/topo_resnet34to18_cifar_digits.py',
         'accuracy/top1', 'digits_3way', 'data/digits_3way', (3, 32, 32)),
 )
+
+
+def with_search_options(task: EqualCostTask, options: dict,
+                        out: Path) -> EqualCostTask:
+    """``task`` with ``options`` (``key=value`` overrides, as
+    ``--cfg-options`` takes them) merged into its search config, written
+    to ``out``: every arm but stock derives from that config."""
+    if not options:
+        return task
+    return replace(task, search=merged_config(task.search, options, out))
 
 
 def schedule_of(config: str) -> dict:
@@ -201,11 +210,7 @@ class EqualCostRuns:
         cfg, model = init_model(self.task.search, self.search().checkpoint)
         _, backbone = topology_backbone(model)
         costs = BackboneCosts(backbone, self.task.input_shape)
-        reference = build_backbone(
-            reference_backbone_cfg(cfg), cfg.get('default_scope', 'mmdet'))
-        budget = backbone_costs(
-            reference,
-            self.task.input_shape)['flops'] * reference_budget_ratio(cfg)
+        budget = search_budget_flops(cfg, self.task.input_shape)
         graphs = random_subgraph(backbone.topology_graphs(), costs, budget,
                                  np.random.default_rng([self.seed, 1]))
         new_cfg, sub = subgraph_model(cfg, model, subgraph_specs(graphs))

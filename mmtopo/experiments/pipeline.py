@@ -48,14 +48,6 @@ def reference_backbone_cfg(cfg: Config) -> Optional[dict]:
         'of' in target else None
 
 
-def reference_budget_ratio(cfg: Config) -> float:
-    """How many times the reference's FLOPs the search may keep
-    (``target_flops=dict(of=..., ratio=...)``; 1 when not given)."""
-    hook = sparsity_hook_cfg(cfg)
-    target = hook.get('target_flops') if hook else None
-    return float(target.get('ratio', 1.0)) if isinstance(target, dict) else 1.0
-
-
 def prune_checkpoint(config: str,
                      checkpoint: str,
                      out_dir: Path,
@@ -109,6 +101,17 @@ def backbone_costs(backbone: torch.nn.Module,
     return dict(
         flops=float(count_flops(backbone, (image, ))),
         params=float(parameter_count(backbone)['']))
+
+
+def search_budget_flops(cfg: Config, input_shape: Sequence[int]) -> float:
+    """The FLOPs the search's budget allows: its reference backbone's,
+    counted at ``input_shape``, times ``target_flops``' ``ratio`` (1 when
+    not given)."""
+    target = sparsity_hook_cfg(cfg)['target_flops']
+    reference = build_backbone(
+        reference_backbone_cfg(cfg), cfg.get('default_scope', 'mmdet'))
+    return backbone_costs(reference, input_shape)['flops'] * float(
+        target.get('ratio', 1.0))
 
 
 def inference_ratios(model: torch.nn.Module,

@@ -7,11 +7,11 @@ import torch
 from mmdet.models import ResNet
 from mmengine.config import Config
 
-from mmtopo.experiments.equal_cost import EQUAL_COST_TASKS, schedule_of
-from mmtopo.experiments.pipeline import (finetune_config, merged_config,
-                                         prune_checkpoint,
+from mmtopo.experiments.equal_cost import (EQUAL_COST_TASKS, schedule_of,
+                                           with_search_options)
+from mmtopo.experiments.pipeline import (finetune_config, prune_checkpoint,
                                          reference_backbone_cfg,
-                                         reference_budget_ratio)
+                                         search_budget_flops)
 from mmtopo.experiments.random_subgraph import random_subgraph, subgraph_specs
 from mmtopo.models import TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
@@ -136,8 +136,9 @@ def test_every_arm_trains_as_many_iterations_as_the_reference(name):
 def test_search_options_reach_the_search_config_and_the_random_budget(
         tmp_path):
     """compare_equal_cost.py --search-cfg-options: the search config every
-    arm but stock derives from gets them (here a budget of 1.01x the
-    reference's FLOPs, which the random arm's draw is held to as well)."""
+    arm but stock derives from gets them; here a budget of 1.01x the
+    reference's FLOPs, which the random arm's draw is held to as well
+    (the stock ResNet-18's count at the task's input, times 1.01)."""
     from tests.helpers import load_tool
     tool = load_tool('tools/analysis_tools/compare_equal_cost.py')
     args = tool.parse_args([
@@ -148,11 +149,16 @@ def test_search_options_reach_the_search_config_and_the_random_budget(
         'custom_hooks.0.target_flops.ratio': 1.01
     }
     task = EQUAL_COST_TASKS['toy_detection']
+    assert with_search_options(task, {}, tmp_path / 'unused.py') is task
+    slack = with_search_options(task, args.search_cfg_options,
+                                tmp_path / 'search.py')
+    assert slack.search == str(tmp_path / 'search.py')
+    assert slack.reference == task.reference
     search = Config.fromfile(str(REPO / task.search))
-    assert reference_budget_ratio(search) == 1.0
-    merged = Config.fromfile(
-        merged_config(
-            str(REPO / task.search), args.search_cfg_options,
-            tmp_path / 'search.py'))
-    assert reference_budget_ratio(merged) == 1.01
+    merged = Config.fromfile(slack.search)
+    assert merged.custom_hooks[0].target_flops.ratio == 1.01
     assert reference_backbone_cfg(merged) == reference_backbone_cfg(search)
+    stock = count_flops(
+        ResNet(depth=18), (torch.zeros(1, *task.input_shape), ))
+    assert search_budget_flops(search, task.input_shape) == stock
+    assert search_budget_flops(merged, task.input_shape) == stock * 1.01

@@ -17,15 +17,14 @@ the toy detection sets a few minutes each on 2 cores).
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from mmengine.config import DictAction
 
 from mmtopo.datasets import ensure_dataset
 from mmtopo.experiments.equal_cost import (ARMS, EQUAL_COST_TASKS,
-                                           EqualCostRuns, arms_table)
-from mmtopo.experiments.pipeline import merged_config
+                                           EqualCostRuns, arms_table,
+                                           with_search_options)
 from mmtopo.experiments.tables import print_table
 
 
@@ -69,11 +68,8 @@ def main(argv=None) -> int:
     arms = ['stock'] + [a for a in args.arms if a != 'stock']
     results = {arm: [] for arm in arms}
     root = Path(args.work_dir) / args.task
-    if args.search_cfg_options:
-        task = replace(
-            task,
-            search=merged_config(task.search, args.search_cfg_options,
-                                 root / 'search_config.py'))
+    task = with_search_options(task, args.search_cfg_options,
+                               root / 'search_config.py')
     for seed in args.seeds:
         runs = EqualCostRuns(task, seed, root / f'seed{seed}', args.reuse)
         for arm in arms:
