@@ -25,7 +25,8 @@ from ..models import topology_backbone
 from ..utils.complexity import BackboneCosts, densified
 from ..utils.pruning import save_pruned, subgraph_model
 from .pipeline import (SPARSITY_HOOKS, backbone_costs, finetune_config,
-                       merged_config, prune_checkpoint, search_budget_flops)
+                       merged_config, prune_checkpoint, search_budget_flops,
+                       search_budget_params)
 from .random_subgraph import random_subgraph, subgraph_specs
 from .runs import Run, test_metrics, train_run
 from .stats import mean_std, per_seed
@@ -202,8 +203,9 @@ class EqualCostRuns:
 
     def random_subgraph(self) -> tuple:
         """A random sub-graph of the searched supernet at the search's
-        FLOPs budget (drawn with this run's seed), holding the search
-        checkpoint's weights: its config and checkpoint."""
+        budget (FLOPs, and parameters where it has a target for them;
+        drawn with this run's seed), holding the search checkpoint's
+        weights: its config and checkpoint."""
         out = self.work_dir / 'random_graph'
         if self.reuse and (out / 'random.pth').exists():
             return str(out / 'random.py'), str(out / 'random.pth')
@@ -211,8 +213,12 @@ class EqualCostRuns:
         _, backbone = topology_backbone(model)
         costs = BackboneCosts(backbone, self.task.input_shape)
         budget = search_budget_flops(cfg, self.task.input_shape)
-        graphs = random_subgraph(backbone.topology_graphs(), costs, budget,
-                                 np.random.default_rng([self.seed, 1]))
+        graphs = random_subgraph(
+            backbone.topology_graphs(),
+            costs,
+            budget,
+            np.random.default_rng([self.seed, 1]),
+            max_params=search_budget_params(cfg))
         new_cfg, sub = subgraph_model(cfg, model, subgraph_specs(graphs))
         return save_pruned(
             new_cfg,

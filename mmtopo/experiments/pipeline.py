@@ -114,6 +114,20 @@ def search_budget_flops(cfg: Config, input_shape: Sequence[int]) -> float:
         target.get('ratio', 1.0))
 
 
+def search_budget_params(cfg: Config) -> Optional[float]:
+    """The parameters the search's budget allows (its ``target_params``:
+    the reference's, counted by mmengine, times its ``ratio``), or None
+    when it has no parameter target."""
+    target = sparsity_hook_cfg(cfg).get('target_params')
+    if target is None:
+        return None
+    if 'params' in target:
+        return float(target['params'])
+    reference = build_backbone(target['of'], cfg.get('default_scope', 'mmdet'))
+    return float(parameter_count(reference)['']) * float(
+        target.get('ratio', 1.0))
+
+
 def inference_ratios(model: torch.nn.Module,
                      reference: torch.nn.Module,
                      input_shape: Sequence[int],

@@ -1,6 +1,7 @@
-"""A random sub-graph of a topology backbone at a FLOPs budget: the
-chance baseline a learned, pruned graph is compared with."""
-from typing import Dict, List, Sequence, Set
+"""A random sub-graph of a topology backbone at a FLOPs budget (and a
+parameter one, where the search had both): the chance baseline a learned,
+pruned graph is compared with."""
+from typing import Dict, List, Optional, Sequence, Set
 
 import numpy as np
 
@@ -8,13 +9,16 @@ from ..models.graph import StageGraphInfo, prune_graph
 from ..utils.complexity import BackboneCosts
 
 
-def random_subgraph(graphs: Sequence[StageGraphInfo],
-                    costs: BackboneCosts,
-                    max_flops: float,
-                    rng: np.random.Generator,
-                    edge_prob: float = 0.5) -> List[StageGraphInfo]:
+def random_subgraph(
+        graphs: Sequence[StageGraphInfo],
+        costs: BackboneCosts,
+        max_flops: float,
+        rng: np.random.Generator,
+        edge_prob: float = 0.5,
+        max_params: Optional[float] = None) -> List[StageGraphInfo]:
     """A random sub-graph of the learnable stages at most ``max_flops``
-    (``costs``, pruned at 0), as close to it as whole blocks allow.
+    (``costs``, pruned at 0), and at most ``max_params`` parameters when
+    given, as close to them as whole blocks allow.
 
     Blocks are removed one at a time, each drawn uniformly from the blocks
     left in any learnable stage, until the graph fits the budget. Among the
@@ -34,15 +38,19 @@ def random_subgraph(graphs: Sequence[StageGraphInfo],
             _draw(g, kept[k], rng, edge_prob) if k in kept else g
             for k, g in enumerate(graphs)
         ]
-        if costs.flops(drawn) <= max_flops:
+        if costs.flops(drawn) <= max_flops and (
+                max_params is None or costs.params(drawn) <= max_params):
             return drawn
         blocks = [(k, j) for k, nodes in kept.items() for j in sorted(nodes)
                   if 0 < j < graphs[k].num_nodes - 1]
         if not blocks:
+            params = '' if max_params is None else (
+                f' and {max_params:.6g} parameters')
             raise ValueError(
                 f'no sub-graph of these stages reaches {max_flops:.6g} '
-                'FLOPs: with every block removed it costs '
-                f'{costs.flops(drawn):.6g}')
+                f'FLOPs{params}: with every block removed it costs '
+                f'{costs.flops(drawn):.6g} FLOPs, '
+                f'{costs.params(drawn):.6g} parameters')
         k, j = blocks[int(rng.integers(len(blocks)))]
         kept[k].discard(j)
 

@@ -1,4 +1,5 @@
-"""FLOPs with the edges counted, and what pruning saves.
+"""FLOPs with the edges counted, and what pruning saves (FLOPs and
+parameters).
 
 mmengine's ``FlopAnalyzer`` sees the aggregation as an opaque custom autograd
 function and counts nothing for it; this registers its multiply-adds. The
@@ -10,7 +11,8 @@ import math
 from typing import Dict, List, Sequence
 
 import torch
-from mmengine.analysis import FlopAnalyzer, complexity_analysis
+from mmengine.analysis import (FlopAnalyzer, complexity_analysis,
+                               parameter_count)
 from mmengine.analysis.jit_handles import get_shape
 
 from ..models.graph import StageGraphInfo, prune_graph
@@ -71,8 +73,8 @@ def densified(model: torch.nn.Module) -> torch.nn.Module:
 
 class BackboneCosts:
     """What each block and each edge of a topology backbone costs, measured
-    once on the dense graph (every edge active), so that the FLOPs of any
-    pruning of it follow without tracing again.
+    once on the dense graph (every edge active), so that the FLOPs and
+    parameters of any pruning of it follow without tracing again.
 
     Only whole blocks and edges can be saved, so the fraction of the dense
     FLOPs left drops only when a block dies (no active input, or no path to
@@ -96,6 +98,13 @@ class BackboneCosts:
             image = torch.zeros(1, *input_shape, device=device)
             by_module = flop_analyzer(dense, (image, )).by_module()
         self.total = by_module['']
+        # parameters as the deployed (pruned, fixed) graph holds them: its
+        # edge weights are buffers there, so the edges count none
+        params = parameter_count(dense)
+        self.total_params = params[''] - sum(stage.edge_weights.numel()
+                                             for stage in dense.stage_graphs
+                                             if stage.learnable)
+        self.block_params: List[Dict[int, int]] = []
         self.blocks: List[Dict[int, int]] = []
         self.edge: List[float] = []
         self.router_edge: List[Dict[int, float]] = []
@@ -105,6 +114,9 @@ class BackboneCosts:
                 for k in range(len(stage)) if k not in stage.removed
             }
             self.blocks.append(blocks)
+            self.block_params.append(
+                {k: params[f'{name}.{k}']
+                 for k in blocks})
             # a router's FLOPs are S * (C * h + h) for S candidates: a share
             # per in-edge of its node
             routers = {
@@ -139,6 +151,25 @@ class BackboneCosts:
                     len(_pooled(graph.edges, graph.routed)) -
                     len(_pooled(kept_edges, graph.routed)))
         return self.total - saved
+
+    def params(self, graphs: Sequence[StageGraphInfo]) -> float:
+        """Parameters of the backbone pruned at 0 (dead blocks removed), for
+        its current ``topology_graphs()``: what the deployed model holds.
+
+        A router's size depends on how many inputs its node keeps, which
+        this count does not follow, so stages with routers are refused.
+        """
+        routed = [graph.name for graph in graphs if graph.routed]
+        if routed:
+            raise ValueError(
+                f'the parameters of a pruned graph with routers (dynamic '
+                f'stages {routed}) are not counted; budget its FLOPs '
+                'instead')
+        saved = 0
+        for block_params, graph in zip(self.block_params, graphs):
+            _, kept = prune_graph(graph.num_nodes, graph.edges)
+            saved += sum(p for k, p in block_params.items() if not kept[k])
+        return float(self.total_params - saved)
 
     def fraction(self, graphs: Sequence[StageGraphInfo]) -> float:
         """:meth:`flops` as a fraction of the dense backbone's."""

@@ -2,6 +2,7 @@ import copy
 import logging
 import math
 import os
+import re
 import types
 from unittest import mock
 
@@ -769,7 +770,8 @@ def test_a_stage_pruned_apart_is_reported_once(caplog):
          'lambda_growth must be a finite number >= 1, got 0.9'),
         (dict(lambda_growth=1.1),
          'lambda_growth (1.1) grows lambda until a budget is met: give '
-         'target_ratio or target_flops, or leave lambda_growth out'),
+         'target_ratio, target_flops or target_params, or leave '
+         'lambda_growth out'),
         (dict(warmup=-1), 'warmup must be an integer >= 0, got -1'),
         (dict(begin=-1), 'begin must be an integer >= 0, got -1'),
         (dict(begin=5, end=5), 'end (5) must be after begin (5)'),
@@ -1269,6 +1271,60 @@ def test_a_reference_budget_is_the_reference_backbones_flops():
         assert slack.budget_met() is met
 
 
+def test_a_parameter_budget_is_the_reference_backbones_parameters():
+    """``target_params=dict(of=...)``: the budget is the reference
+    backbone's parameters (mmengine's count), against the pruned graph's
+    as deployed; with ``target_flops`` as well, both must be met."""
+    from mmdet.models import ResNet
+    from mmengine.analysis import parameter_count
+    reference = dict(type='mmdet.ResNet', **SMALL_RESNET)
+    expected = parameter_count(ResNet(**SMALL_RESNET))['']
+
+    def budget(**targets):
+        hook = EdgeSparsityHook(
+            lambda_=1.0, flops_input_shape=(3, 16, 16), **targets)
+        hook.before_train(
+            fake_runner(
+                model,
+                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))))
+        return hook
+
+    hook = EdgeSparsityHook(
+        lambda_=1.0,
+        target_params=dict(of=reference),
+        flops_input_shape=(3, 16, 16))
+    model, _, _ = hooked(hook, stage_blocks=(3, 4, 6, 3))
+    assert hook.budget.reference_params == expected
+    assert not hook.budget_met()  # ResNet-34's blocks hold more
+    # prune the supernet to ResNet-18's blocks: blocks 0 and 1 in a chain
+    with torch.no_grad():
+        for stage in model.backbone.stage_graphs:
+            n = len(stage)
+            stage.edge_weights.zero_()
+            stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
+    deployed = TopoResNet(**dict(
+        SMALL_RESNET,
+        stage_blocks=(3, 4, 6, 3),
+        topology=[
+            dict(spec, learnable=False)
+            for spec in model.backbone.export_topology()
+        ]))
+    assert hook.budget.params() == parameter_count(deployed)[''] == expected
+    assert hook.budget.params_vs_reference() == 1.0 and hook.budget_met()
+    assert budget(target_params=dict(params=expected)).budget_met()
+    assert not budget(
+        target_params=dict(of=reference, ratio=0.999)).budget_met()
+    # the same blocks cost the learned edges' multiplies more FLOPs than
+    # ResNet-18: met in parameters, not in FLOPs
+    both = budget(
+        target_params=dict(of=reference), target_flops=dict(of=reference))
+    assert not both.budget_met()
+    assert both.budget.describe() == (
+        f'target_flops={dict(of=reference)}, now '
+        f'{both.budget.reference_ratio():.4f}x the reference; '
+        f'target_params={dict(of=reference)}, now 1.0000x the reference')
+
+
 def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(
         tmp_path):
     """A ResNet-34-layout supernet trained under two budgets at once: 0.6
@@ -1319,6 +1375,44 @@ def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(
     assert hub.get_scalar('train/topo/lambda').current() == 0.0  # holding
 
 
+def test_training_prunes_a_supernet_to_a_reference_parameter_count(tmp_path):
+    """A ResNet-34-layout supernet trained under ResNet-18's parameters
+    alone, lambda from 0.01 growing 2% an iteration. Asserted: the budget
+    met at the end and the exported graph, built as deployed, within it
+    and within its largest block of it (the step that meets a budget
+    prunes no further than it needs), every stage connected, the loss
+    below 0.6 of its start, the logged ratio the true one."""
+    from mmdet.models import ResNet
+    from mmengine.analysis import parameter_count
+    reference = dict(type='mmdet.ResNet', **SMALL_RESNET)
+    runner, losses = _train(
+        tmp_path,
+        lambda_=0.01,
+        iters=300,
+        target_params=dict(of=reference),
+        lambda_growth=1.02,
+        flops_input_shape=(3, 16, 16))
+    backbone = runner.model.backbone
+    hook = next(h for h in runner.hooks if isinstance(h, EdgeSparsityHook))
+    expected = parameter_count(ResNet(**SMALL_RESNET))['']
+    deployed = TopoResNet(**dict(
+        TINY_BACKBONE,
+        depth=34,
+        topology=[
+            dict(spec, learnable=False) for spec in backbone.export_topology()
+        ]))
+    params = parameter_count(deployed)['']
+    largest = max(p for blocks in hook.budget.costs[0][1].block_params
+                  for p in blocks.values())
+    assert hook.budget_met()
+    assert expected - largest < params <= expected
+    assert hook.budget.params() == params
+    assert all(s.connects_input_to_output() for s in backbone.stage_graphs)
+    assert sum(losses[-20:]) / 20 < 0.6 * sum(losses[:20]) / 20
+    assert runner.message_hub.get_scalar(
+        'train/topo/params_vs_reference').current() == params / expected
+
+
 @pytest.mark.parametrize('target', [
     dict(of='ResNet'),
     dict(of=dict(depth=18)),
@@ -1336,6 +1430,32 @@ def test_bad_flops_targets_name_what_is_allowed(target):
             r'type>\[, ratio=<r>\]\) or dict\(flops=<a positive number>\), '
             r'got '):
         EdgeSparsityHook(target_flops=target)
+
+
+@pytest.mark.parametrize('target', [
+    dict(of='ResNet'),
+    dict(params=0),
+    dict(params=float('nan')),
+    dict(params='1e6'),
+    dict(flops=1e9), 0.5, True
+])
+def test_bad_parameter_targets_name_what_is_allowed(target):
+    with pytest.raises(
+            ValueError,
+            match=r'target_params must be dict\(of=<backbone config with a '
+            r'type>\[, ratio=<r>\]\) or dict\(params=<a positive number>\), '
+            f'got {re.escape(repr(target))}$'):
+        EdgeSparsityHook(target_params=target)
+
+
+@pytest.mark.parametrize('ratio', [0, -1, float('inf'), '1.01', None])
+def test_a_bad_parameter_ratio_is_named(ratio):
+    with pytest.raises(
+            ValueError,
+            match=r"target_params: ratio must be a positive number \(times "
+            rf"the reference's parameters\), got {re.escape(repr(ratio))}$"):
+        EdgeSparsityHook(
+            target_params=dict(of=dict(type='ResNet', depth=18), ratio=ratio))
 
 
 @pytest.mark.parametrize('model_args,why', [

@@ -11,7 +11,8 @@ from mmtopo.experiments.equal_cost import (EQUAL_COST_TASKS, schedule_of,
                                            with_search_options)
 from mmtopo.experiments.pipeline import (finetune_config, prune_checkpoint,
                                          reference_backbone_cfg,
-                                         search_budget_flops)
+                                         search_budget_flops,
+                                         search_budget_params)
 from mmtopo.experiments.random_subgraph import random_subgraph, subgraph_specs
 from mmtopo.models import TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
@@ -57,6 +58,35 @@ def test_a_random_subgraph_meets_the_budget_and_keeps_every_stage():
     assert drawn[0] != drawn[1]
 
 
+def test_a_random_subgraph_meets_a_parameter_budget_too():
+    """With ``max_params`` (the search had a parameter target) blocks go
+    until both budgets hold: at ResNet-18's FLOPs and 0.7 of its
+    parameters the draw is at most both, within one block of the binding
+    one, and the graph, built as deployed, holds what the cost model
+    says."""
+    from mmengine.analysis import parameter_count
+    model = supernet()
+    costs = BackboneCosts(model, (3, 32, 32))
+    flops = count_flops(ResNet(**SMALL), (X, ))
+    params = 0.7 * parameter_count(ResNet(**SMALL))['']
+    largest = max(p for blocks in costs.block_params
+                  for k, p in blocks.items() if k > 0)
+    for seed in (0, 1, 2):
+        graphs = random_subgraph(
+            model.topology_graphs(),
+            costs,
+            flops,
+            np.random.default_rng(seed),
+            max_params=params)
+        assert costs.flops(graphs) <= flops
+        assert params - largest < costs.params(graphs) <= params
+        built = TopoResNet(
+            **SMALL,
+            stage_blocks=(3, 4, 6, 3),
+            topology=subgraph_specs(graphs))
+        assert parameter_count(built)[''] == costs.params(graphs)
+
+
 def test_subgraph_specs_weigh_each_input_by_one_over_its_in_degree():
     model = supernet()
     graphs = model.topology_graphs()
@@ -76,6 +106,16 @@ def test_random_subgraph_says_when_the_budget_cannot_be_met():
             'costs'):
         random_subgraph(model.topology_graphs(), costs, 1.0,
                         np.random.default_rng(0))
+    with pytest.raises(
+            ValueError,
+            match=r'no sub-graph of these stages reaches \d+ FLOPs and 1 '
+            'parameters: with every block removed it costs'):
+        random_subgraph(
+            model.topology_graphs(),
+            costs,
+            costs.total,
+            np.random.default_rng(0),
+            max_params=1.0)
 
 
 def test_the_pipeline_prunes_a_search_checkpoint_and_fine_tunes_from_it(
@@ -162,3 +202,19 @@ def test_search_options_reach_the_search_config_and_the_random_budget(
         ResNet(depth=18), (torch.zeros(1, *task.input_shape), ))
     assert search_budget_flops(search, task.input_shape) == stock
     assert search_budget_flops(merged, task.input_shape) == stock * 1.01
+
+
+def test_the_digits_search_is_held_to_the_references_parameters_too():
+    """The digits' search config budgets the stock ResNet_CIFAR-18's
+    parameters beside its FLOPs, and the random arm is drawn within both;
+    the toy detection searches budget FLOPs only."""
+    from mmengine.analysis import parameter_count
+    from mmpretrain.models import ResNet_CIFAR
+    search = Config.fromfile(str(REPO / EQUAL_COST_TASKS['digits'].search))
+    stock = ResNet_CIFAR(depth=18, base_channels=16, out_indices=(3, ))
+    assert search_budget_params(search) == parameter_count(stock)['']
+    hook = search.custom_hooks[0]
+    assert hook.target_params == hook.target_flops == dict(
+        of=reference_backbone_cfg(search))
+    toy = Config.fromfile(str(REPO / EQUAL_COST_TASKS['toy_detection'].search))
+    assert search_budget_params(toy) is None

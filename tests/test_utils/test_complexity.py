@@ -1,11 +1,13 @@
 """FLOPs count the aggregation: one multiply-add per edge and output
 element, nothing for an input that is passed through or a zero edge, and
-nothing for a block that is not computed."""
+nothing for a block that is not computed. Parameters count what the
+pruned, deployed graph holds."""
 import copy
 
 import pytest
 import torch
 from mmdet.models.backbones import MobileNetV2, RegNet, ResNet
+from mmengine.analysis import parameter_count
 
 from mmtopo.models import TopoMobileNetV2, TopoRegNet, TopoResNet
 from mmtopo.utils.complexity import BackboneCosts, count_flops
@@ -70,6 +72,40 @@ def test_backbone_costs_give_the_flops_of_the_pruned_model():
     # one does: no zero edge, no block without input or use
     assert count_flops(model, (x, )) == count_flops(pruned, (x, ))
     assert costs.fraction(model.topology_graphs()) < 0.95
+
+
+def test_backbone_costs_give_the_parameters_of_the_pruned_model():
+    """The parameters of the model pruned at 0, as the deployed (fixed)
+    graph holds them, without building it: the dense total is the stock
+    ResNet-34's (the learned edges are buffers once deployed), and the
+    ResNet-18 blocks of the ResNet-34 layout hold ResNet-18's."""
+    model = _learned_r34()
+    costs = BackboneCosts(model, input_shape=(3, 64, 64))
+    deployed = [
+        dict(spec, learnable=False) for spec in model.export_topology()
+    ]
+    pruned = TopoResNet(depth=34, topology=deployed)
+    assert costs.params(model.topology_graphs()) == \
+        parameter_count(pruned)['']
+    assert costs.total_params == parameter_count(ResNet(depth=34))['']
+    with torch.no_grad():
+        for stage in model.stage_graphs:
+            n = len(stage)
+            stage.edge_weights.zero_()
+            stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
+    assert costs.params(model.topology_graphs()) == \
+        parameter_count(ResNet(depth=18))['']
+
+
+def test_the_parameters_of_a_graph_with_routers_are_refused():
+    model = TopoResNet(depth=18, topology=dict(type='dynamic'))
+    costs = BackboneCosts(model, input_shape=(3, 32, 32))
+    with pytest.raises(
+            ValueError,
+            match=r"the parameters of a pruned graph with routers \(dynamic "
+            r"stages \['layer1', 'layer2', 'layer3', 'layer4'\]\) are not "
+            'counted; budget its FLOPs instead'):
+        costs.params(model.topology_graphs())
 
 
 FAMILIES = {

@@ -67,6 +67,12 @@ class EdgeSparsityHook(Hook):
             All are counted by the same counter,
             at ``flops_input_shape``. Only whole blocks and edges are saved,
             so the FLOPs drop when blocks die or edges go.
+        target_params (dict, optional): a budget of parameters for the
+            pruned backbone, as deployed: ``dict(of=<backbone config>)``,
+            the parameters of a reference backbone (``ratio=r`` in it for
+            ``r`` times those), or ``dict(params=<count>)``. Given with
+            ``target_flops``, both must be met: at small inputs and batch
+            1 time follows the weights read more than the FLOPs.
         lambda_growth (float, optional): with a budget, lambda is multiplied
             by this after every iteration in which the budget is not met
             (:class:`EdgeBudget`); 1 keeps lambda fixed; default 1.01.
@@ -99,6 +105,7 @@ class EdgeSparsityHook(Hook):
                  warmup: int = 0,
                  target_ratio: Optional[float] = None,
                  target_flops: Union[None, float, dict] = None,
+                 target_params: Optional[dict] = None,
                  lambda_growth: Optional[float] = None,
                  flops_input_shape: Sequence[int] = (3, 224, 224),
                  keep_output_scale: bool = True,
@@ -116,12 +123,14 @@ class EdgeSparsityHook(Hook):
             check_number(
                 'target_ratio', target_ratio, low=0, high=1, low_open=True)
         _check_target_flops(target_flops)
-        has_budget = target_ratio is not None or target_flops is not None
+        _check_target_params(target_params)
+        has_budget = any(
+            t is not None for t in (target_ratio, target_flops, target_params))
         if lambda_growth is not None and not has_budget:
             raise ValueError(
                 f'lambda_growth ({lambda_growth!r}) grows lambda until a '
-                'budget is met: give target_ratio or target_flops, or leave '
-                'lambda_growth out')
+                'budget is met: give target_ratio, target_flops or '
+                'target_params, or leave lambda_growth out')
         if lambda_growth is None:
             lambda_growth = DEFAULT_LAMBDA_GROWTH
         check_number('lambda_growth', lambda_growth, low=1)
@@ -133,12 +142,13 @@ class EdgeSparsityHook(Hook):
         self.flops_input_shape = tuple(flops_input_shape)
         self.target_ratio = target_ratio
         self.target_flops = target_flops
+        self.target_params = target_params
         self.lambda_growth = float(lambda_growth)
         self.keep_output_scale = keep_output_scale
         self.interval = interval
         self.budget: Optional[EdgeBudget] = EdgeBudget(
             target_ratio, target_flops, self.lambda_growth,
-            self.flops_input_shape) if has_budget else None
+            self.flops_input_shape, target_params) if has_budget else None
         self.shifts = EdgeShiftRecord()
         self.lambda_now = 0.0  # what this iteration's steps apply
         self._stages: List[Tuple[str, StageGraph]] = []
@@ -300,6 +310,9 @@ class EdgeSparsityHook(Hook):
                 hub.update_scalar('train/topo/target_flops', self.target_flops)
             else:
                 hub.update_scalar('train/topo/flops_vs_reference', reference)
+        if self.target_params is not None:
+            hub.update_scalar('train/topo/params_vs_reference',
+                              self.budget.params_vs_reference())
         if self.budget is not None:
             hub.update_scalar('train/topo/budget_stalled',
                               float(self.budget.stalled()))
@@ -320,7 +333,8 @@ class EdgeSparsityHook(Hook):
 
     # -- what the hook reports -----------------------------------------------
     def budget_met(self) -> bool:
-        """Whether every budget given (edges, FLOPs) is met now."""
+        """Whether every budget given (edges, FLOPs, parameters) is met
+        now."""
         return self.budget is None or self.budget.met()
 
     def budget_stalled(self) -> bool:
@@ -356,29 +370,47 @@ class EdgeSparsityHook(Hook):
         return self.shifts.pruned_against_init(self._stages)
 
 
+def _is_reference_target(name: str, target, count_key: str, what: str) -> bool:
+    """Whether ``target`` is ``dict(of=<backbone config>[, ratio=<r>])``
+    or ``dict(<count_key>=<positive count>)``; a bad ratio is an error."""
+    if not isinstance(target, dict):
+        return False
+    if set(target) in ({'of'}, {'of', 'ratio'}) and isinstance(
+            target['of'], dict) and 'type' in target['of']:
+        ratio = target.get('ratio', 1.0)
+        if isinstance(ratio, (int, float)) and not isinstance(
+                ratio, bool) and math.isfinite(ratio) and ratio > 0:
+            return True
+        raise ValueError(f'{name}: ratio must be a positive number (times '
+                         f'the reference\'s {what}), got {ratio!r}')
+    count = target.get(count_key)
+    return list(target) == [count_key] and isinstance(
+        count, (int, float)) and not isinstance(count, bool) and \
+        math.isfinite(count) and count > 0
+
+
 def _check_target_flops(target_flops) -> None:
     """A fraction in (0, 1], ``dict(of=<backbone config>)`` or
     ``dict(flops=<positive count>)``."""
-    if target_flops is None:
+    if target_flops is None or _is_reference_target(
+            'target_flops', target_flops, 'flops', 'FLOPs'):
         return
-    if isinstance(target_flops, dict):
-        ratio = target_flops.get('ratio', 1.0)
-        if set(target_flops) in ({'of'}, {'of', 'ratio'}) and isinstance(
-                target_flops['of'], dict) and 'type' in target_flops['of']:
-            if isinstance(ratio, (int, float)) and not isinstance(
-                    ratio, bool) and math.isfinite(ratio) and ratio > 0:
-                return
-            raise ValueError('target_flops: ratio must be a positive number '
-                             f'(times the reference\'s FLOPs), got {ratio!r}')
-        count = target_flops.get('flops')
-        if list(target_flops) == ['flops'] and isinstance(
-                count, (int, float)) and not isinstance(count, bool) and \
-                math.isfinite(count) and count > 0:
-            return
-    elif isinstance(target_flops, (int, float)) and not isinstance(
+    if isinstance(target_flops, (int, float)) and not isinstance(
             target_flops, bool) and 0 < target_flops <= 1:
         return
     raise ValueError(
         'target_flops must be a fraction in (0, 1] of the dense backbone\'s '
         'FLOPs, dict(of=<backbone config with a type>[, ratio=<r>]) or '
         f'dict(flops=<a positive number>), got {target_flops!r}')
+
+
+def _check_target_params(target_params) -> None:
+    """``dict(of=<backbone config>[, ratio=<r>])`` or
+    ``dict(params=<positive count>)``."""
+    if target_params is None or _is_reference_target(
+            'target_params', target_params, 'params', 'parameters'):
+        return
+    raise ValueError(
+        'target_params must be dict(of=<backbone config with a type>[, '
+        f'ratio=<r>]) or dict(params=<a positive number>), got '
+        f'{target_params!r}')

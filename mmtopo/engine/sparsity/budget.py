@@ -1,9 +1,11 @@
 """A budget for the learned graph, met by growing lambda: a fraction of
-the edges left active, or of the backbone's FLOPs, or the FLOPs of a
-reference backbone (the model one would otherwise deploy)."""
+the edges left active, or of the backbone's FLOPs, or the FLOPs and the
+parameters of a reference backbone (the model one would otherwise
+deploy)."""
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.analysis import parameter_count
 from mmengine.registry import MODELS
 from torch import nn
 
@@ -41,15 +43,23 @@ class EdgeBudget:
             those; or ``dict(flops=<count>)``, a number of FLOPs.
         growth: lambda's factor per iteration while the budget is unmet.
         flops_input_shape: ``(C, H, W)`` the FLOPs are measured at, once.
+        target_params: the parameters the pruned backbone may keep (its
+            blocks; the deployed graph's fixed edges are buffers):
+            ``dict(of=<backbone config>[, ratio=<r>])``, ``r`` times that
+            backbone's, or ``dict(params=<count>)``. Where time follows
+            the weights read rather than the FLOPs (small inputs, batch 1),
+            a FLOPs budget alone can keep wide, cheap-to-compute blocks.
     """
 
     def __init__(self,
                  target_ratio: Optional[float] = None,
                  target_flops: Union[None, float, dict] = None,
                  growth: float = 1.01,
-                 flops_input_shape: Sequence[int] = (3, 224, 224)):
+                 flops_input_shape: Sequence[int] = (3, 224, 224),
+                 target_params: Optional[dict] = None):
         self.target_ratio = target_ratio
         self.target_flops = target_flops
+        self.target_params = target_params
         self.growth = growth
         self.flops_input_shape = tuple(flops_input_shape)
         self.scale = 1.0  # lambda's growth so far
@@ -58,6 +68,8 @@ class EdgeBudget:
         self.costs: List[Tuple[nn.Module, BackboneCosts]] = []
         self.reference_flops: Optional[float] = None
         self.flops_limit: Optional[float] = None  # what met() holds it to
+        self.reference_params: Optional[float] = None
+        self.params_limit: Optional[float] = None
         self._held: List[torch.Tensor] = []
 
     def setup(self,
@@ -70,18 +82,22 @@ class EdgeBudget:
         target."""
         self.stages = list(stages)
         self.scale = scale
-        if self.target_flops is None:
+        if self.target_flops is None and self.target_params is None:
             return
         self.costs = [(m, BackboneCosts(m, self.flops_input_shape))
                       for _, m in topology_backbones(model)
                       if any(s.learnable for s in m.stage_graphs)]
+        for name, target in (('target_flops', self.target_flops),
+                             ('target_params', self.target_params)):
+            if isinstance(target, dict) and len(self.costs) != 1:
+                raise ValueError(
+                    f'{name}={target!r} is one backbone\'s cost, but the '
+                    f'model has {len(self.costs)} topology backbones with '
+                    'learnable edges; give a fraction of the FLOPs instead')
+        if self.target_params is not None:
+            self._set_params_limit()
         if not isinstance(self.target_flops, dict):
             return
-        if len(self.costs) != 1:
-            raise ValueError(
-                f'target_flops={self.target_flops!r} is one backbone\'s '
-                f'FLOPs, but the model has {len(self.costs)} topology '
-                'backbones with learnable edges; give a fraction instead')
         if 'flops' in self.target_flops:
             self.reference_flops = float(self.target_flops['flops'])
         else:
@@ -89,6 +105,21 @@ class EdgeBudget:
             image = torch.zeros(1, *self.flops_input_shape)
             self.reference_flops = float(count_flops(reference, (image, )))
         self.flops_limit = self.reference_flops * self.target_flops.get(
+            'ratio', 1.0)
+
+    def _set_params_limit(self) -> None:
+        """The reference's parameters (built from its config, or given)
+        times the target's ratio; a graph with routers is refused (its
+        parameters are not counted)."""
+        _, costs = self.costs[0]
+        costs.params([g for m, _ in self.costs for g in m.topology_graphs()
+                      ])  # refuses routers here, before training
+        if 'params' in self.target_params:
+            self.reference_params = float(self.target_params['params'])
+        else:
+            reference = MODELS.build(self.target_params['of'])
+            self.reference_params = float(parameter_count(reference)[''])
+        self.params_limit = self.reference_params * self.target_params.get(
             'ratio', 1.0)
 
     def lambda_for(self, lam: float) -> float:
@@ -108,6 +139,9 @@ class EdgeBudget:
         if self.target_ratio is not None and \
                 edge_stats(self.stages)['active_ratio'] > self.target_ratio:
             return False
+        if self.params_limit is not None and \
+                self.params() > self.params_limit:
+            return False
         if self.target_flops is None:
             return True
         if self.reference_flops is None:
@@ -122,6 +156,18 @@ class EdgeBudget:
     def flops(self) -> float:
         """The backbones' FLOPs, pruned at 0."""
         return sum(costs.flops(m.topology_graphs()) for m, costs in self.costs)
+
+    def params(self) -> float:
+        """The backbone's parameters, pruned at 0 (as deployed)."""
+        return sum(
+            costs.params(m.topology_graphs()) for m, costs in self.costs)
+
+    def params_vs_reference(self) -> Optional[float]:
+        """:meth:`params` as a fraction of the reference's, with a
+        parameter target."""
+        if self.reference_params is None:
+            return None
+        return self.params() / self.reference_params
 
     def flops_ratio(self) -> float:
         """:meth:`flops` as a fraction of the dense backbones'."""
@@ -167,12 +213,12 @@ class EdgeBudget:
 
     def describe_target(self) -> str:
         """The targets as given."""
-        return ', '.join(f'{name}={value!r}'
-                         for name, value in (('target_ratio',
-                                              self.target_ratio),
-                                             ('target_flops',
-                                              self.target_flops))
-                         if value is not None)
+        return ', '.join(
+            f'{name}={value!r}'
+            for name, value in (('target_ratio', self.target_ratio),
+                                ('target_flops', self.target_flops),
+                                ('target_params', self.target_params))
+            if value is not None)
 
     def describe(self) -> str:
         """The targets and where the graph stands against them."""
@@ -184,6 +230,9 @@ class EdgeBudget:
             now = (f'{self.reference_ratio():.4f}x the reference'
                    if self.reference_flops else f'{self.flops_ratio():.3f}')
             parts.append(f'target_flops={self.target_flops}, now {now}')
+        if self.target_params is not None:
+            parts.append(f'target_params={self.target_params}, now '
+                         f'{self.params_vs_reference():.4f}x the reference')
         return '; '.join(parts)
 
 
