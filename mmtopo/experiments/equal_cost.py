@@ -25,8 +25,8 @@ from ..models import topology_backbone
 from ..utils.complexity import BackboneCosts, densified
 from ..utils.pruning import save_pruned, subgraph_model
 from .pipeline import (SPARSITY_HOOKS, backbone_costs, finetune_config,
-                       merged_config, prune_checkpoint, search_budget_flops,
-                       search_budget_params)
+                       inference_ratios, merged_config, prune_checkpoint,
+                       search_budget_flops, search_budget_params)
 from .random_subgraph import random_subgraph, subgraph_specs
 from .runs import Run, test_metrics, train_run
 from .stats import mean_std, per_seed
@@ -90,17 +90,21 @@ def _plain(value):
 class EqualCostRuns:
     """The arms of one task and seed, in ``work_dir/<arm>``; every arm
     that a later one builds on (the search for ``random`` and ``learned``)
-    runs once."""
+    runs once. ``time_inference``: each arm's backbone is also timed
+    against the stock reference's (eval mode, CPU, batch 1 and 8, in
+    turn: :func:`inference_ratios`)."""
 
     def __init__(self,
                  task: EqualCostTask,
                  seed: int,
                  work_dir: Path,
-                 reuse: bool = False):
+                 reuse: bool = False,
+                 time_inference: bool = False):
         self.task = task
         self.seed = seed
         self.work_dir = Path(work_dir)
         self.reuse = reuse
+        self.time_inference = time_inference
         self._search: Optional[Run] = None
         self._pruned: Optional[tuple] = None
 
@@ -121,13 +125,20 @@ class EqualCostRuns:
         _, model = init_model(config)
         backbone = densified(model.backbone) if dense else model.backbone
         costs = backbone_costs(backbone, self.task.input_shape)
-        return dict(
+        result = dict(
             val=run.last(self.task.metric),
             test=test[self.task.metric],
             train_seconds=run.train_seconds,
             iters=run.iterations,
             train_flops=costs['flops'] * run.iterations,
             **costs)
+        if self.time_inference:
+            _, stock = init_model(self.task.reference)
+            times = inference_ratios(backbone, stock.backbone,
+                                     self.task.input_shape)
+            for batch, t in times.items():
+                result[f'time_ratio_b{batch}'] = t['ratio']
+        return result
 
     # -- the steps the arms share -------------------------------------------
     def search(self) -> Run:
@@ -238,17 +249,29 @@ def arms_table(results: Dict[str, List[dict]], metric: str) -> List[str]:
     """Markdown rows: per arm, test and val (mean ± std over seeds), the
     per-seed test values, backbone FLOPs and parameters against the stock
     reference (means over seeds), and the training: iterations, backbone
-    FLOPs summed over them, and time, against the stock reference's."""
+    FLOPs summed over them, and time, against the stock reference's; where
+    the arms were timed, their backbones' inference time against the
+    stock one's at batch 1 and 8 (the median ratio of each seed, their
+    range over seeds)."""
 
     def ratio(rows, key):
         return np.mean([r[key] for r in rows]) / np.mean(
             [r[key] for r in results['stock']])
 
+    timed = all('time_ratio_b1' in r for rows in results.values()
+                for r in rows)
+
+    def time_range(rows, batch):
+        values = [r[f'time_ratio_b{batch}'] for r in rows]
+        return f'{min(values):.2f}-{max(values):.2f}x'
+
     lines = [
         f'| arm | test {metric} (mean ± std) | test per seed | val '
         '(mean ± std) | backbone FLOPs vs stock | params vs stock | '
         'train iterations | training backbone FLOPs vs stock | train time '
-        'vs stock |', '| --- ' * 9 + '|'
+        'vs stock |' +
+        (' inference vs stock, batch 1 | batch 8 |' if timed else ''),
+        '| --- ' * (11 if timed else 9) + '|'
     ]
     for arm, rows in results.items():
         if not rows:
@@ -260,5 +283,7 @@ def arms_table(results: Dict[str, List[dict]], metric: str) -> List[str]:
             f'{ratio(rows, "flops"):.4f}x | {ratio(rows, "params"):.3f}x | '
             f'{int(np.mean([r["iters"] for r in rows]))} | '
             f'{ratio(rows, "train_flops"):.2f}x | '
-            f'{ratio(rows, "train_seconds"):.2f}x |')
+            f'{ratio(rows, "train_seconds"):.2f}x |' +
+            (f' {time_range(rows, 1)} | {time_range(rows, 8)} |'
+             if timed else ''))
     return lines

@@ -218,3 +218,82 @@ def test_the_digits_search_is_held_to_the_references_parameters_too():
         of=reference_backbone_cfg(search))
     toy = Config.fromfile(str(REPO / EQUAL_COST_TASKS['toy_detection'].search))
     assert search_budget_params(toy) is None
+
+
+def _row(test, flops, params, seconds, **extra):
+    return dict(
+        val=test,
+        test=test,
+        train_seconds=seconds,
+        iters=400,
+        train_flops=flops * 400,
+        flops=flops,
+        params=params,
+        **extra)
+
+
+def test_the_arms_table_reads_ratios_against_the_stock_arm():
+    """Means over seeds against the stock arm's; inference columns (each
+    seed's median ratio, their range) only when every row was timed."""
+    from mmtopo.experiments.equal_cost import arms_table
+    results = dict(
+        stock=[_row(0.5, 100., 10., 20.),
+               _row(0.7, 100., 10., 20.)],
+        learned=[_row(0.6, 90., 12., 30.),
+                 _row(0.8, 90., 12., 30.)])
+    lines = arms_table(results, 'm')
+    assert len(lines) == 4 and lines[1] == '| --- ' * 9 + '|'
+    assert lines[3] == ('| learned | 0.700 ± 0.100 | 0.600, 0.800 | '
+                        '0.700 ± 0.100 | 0.9000x | 1.200x | 400 | 0.90x | '
+                        '1.50x |')
+    for rows, ratios in ((results['stock'], (1.0, 1.02)), (results['learned'],
+                                                           (1.31, 1.05))):
+        for row, r in zip(rows, ratios):
+            row.update(time_ratio_b1=r, time_ratio_b8=r / 2)
+    timed = arms_table(results, 'm')
+    assert timed[0].endswith('| inference vs stock, batch 1 | batch 8 |')
+    assert timed[1] == '| --- ' * 11 + '|'
+    assert timed[3].endswith('| 1.50x | 1.05-1.31x | 0.53-0.66x |')
+
+
+def test_a_timed_arm_is_timed_against_the_stock_backbone(
+        tmp_path, monkeypatch):
+    """--time-inference: the arm's backbone (here the digits supernet,
+    densified as the dense arm is) and the stock reference's backbone go
+    to the timing, at the task's input; the ratios land in the row."""
+    from mmpretrain.models import ResNet_CIFAR
+
+    from mmtopo.experiments import equal_cost
+    from mmtopo.experiments.runs import Run
+    from mmtopo.models import TopoResNetCIFAR
+    task = EQUAL_COST_TASKS['digits']
+    seen = {}
+
+    def fake_ratios(model, reference, input_shape):
+        seen.update(model=model, reference=reference, shape=input_shape)
+        return {1: dict(ratio=1.25), 8: dict(ratio=0.75)}
+
+    monkeypatch.setattr(equal_cost, 'inference_ratios', fake_ratios)
+    monkeypatch.setattr(equal_cost, 'test_metrics',
+                        lambda *args, **kwargs: {task.metric: 97.0})
+    (tmp_path / 'last_checkpoint').write_text('unused.pth')
+    run = Run(tmp_path, 0, [{
+        'step': 10,
+        'loss': 1.0,
+        'time': 0.5
+    }, {
+        task.metric: 96.0
+    }])
+    runs = equal_cost.EqualCostRuns(task, 0, tmp_path, time_inference=True)
+    row = runs.scored(str(REPO / task.search), run, dense=True)
+    assert row['time_ratio_b1'] == 1.25 and row['time_ratio_b8'] == 0.75
+    assert row['test'] == 97.0 and row['val'] == 96.0
+    assert isinstance(seen['model'], TopoResNetCIFAR)
+    assert all(
+        bool((s.edge_weights == s.edge_mask.float()).all())
+        for s in seen['model'].stage_graphs)
+    assert type(seen['reference']) is ResNet_CIFAR
+    assert seen['shape'] == task.input_shape
+    untimed = equal_cost.EqualCostRuns(task, 0, tmp_path).scored(
+        str(REPO / task.search), run)
+    assert 'time_ratio_b1' not in untimed

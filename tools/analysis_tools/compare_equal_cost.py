@@ -4,7 +4,8 @@ of :mod:`mmtopo.experiments.equal_cost` (stock reference, learned + pruned
 same FLOPs, the dense supernet), each trained for the reference's number
 of iterations, over several seeds; every metric on the held-out test
 split (settings were chosen on val), with the backbone FLOPs, parameters
-and training time against the stock reference.
+and training time against the stock reference (``--time-inference``: and
+the backbones' CPU inference time).
 
     python tools/analysis_tools/compare_equal_cost.py toy_detection_hard \\
         --seeds 0 1 2 3 4 --out work_dirs/equal_cost/toy_detection_hard.md
@@ -48,6 +49,11 @@ def parse_args(argv=None):
         help='key=value overrides of the search config (every arm but '
         'stock derives from it), e.g. '
         'custom_hooks.0.target_flops.ratio=1.01')
+    parser.add_argument(
+        '--time-inference',
+        action='store_true',
+        help="also time each arm's backbone against the stock one's (CPU, "
+        'eval mode, batch 1 and 8)')
     parser.add_argument('--work-dir', default='work_dirs/equal_cost')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument(
@@ -71,7 +77,8 @@ def main(argv=None) -> int:
     task = with_search_options(task, args.search_cfg_options,
                                root / 'search_config.py')
     for seed in args.seeds:
-        runs = EqualCostRuns(task, seed, root / f'seed{seed}', args.reuse)
+        runs = EqualCostRuns(task, seed, root / f'seed{seed}', args.reuse,
+                             args.time_inference)
         for arm in arms:
             results[arm].append(runs.run(arm))
             print(args.task, seed, arm, results[arm][-1], flush=True)
