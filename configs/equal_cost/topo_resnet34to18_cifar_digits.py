@@ -1,7 +1,7 @@
 # Learn the wiring of a larger space, deploy it at the reference's cost, on
 # the digits: a TopoResNetCIFAR with ResNet-34's layout (3/4/6/3 blocks at
 # ResNet-18's 16-channel widths, densely wired) learns its edges under a
-# budget of the stock ResNet_CIFAR-18's FLOPs and parameters, is pruned and
+# FLOPs budget equal to the stock ResNet_CIFAR-18's, is pruned and
 # fine-tuned: 9 + 5 epochs, the reference's 14 (resnet18_cifar_digits.py).
 _base_ = '../cls/topo_resnet18_cifar_digits.py'
 
@@ -24,16 +24,15 @@ param_scheduler = dict(
 # lambda from 0.01 growing 6% an iteration from iteration 10: on val (seed
 # 0) the budget was met at epoch 6 of 9; growing 3% from iteration 20 met
 # it only in the last epoch, 4% from 0.05 at epoch 4 (docs/results.md).
-# At 32x32 the late, wide blocks cost few FLOPs but many weights, which
-# batch-1 inference reads: the budget holds the parameters to the
-# reference's as well
+# Holding the parameters to the reference's as well (target_params) scored
+# lower on val, 99.00 against 99.16 (5 seeds), and did not bring batch-1
+# inference time to the reference's
 custom_hooks = [
     dict(
         type='EdgeSparsityHook',
         lambda_=1e-2,
         begin=10,
         target_flops=dict(of=reference),
-        target_params=dict(of=reference),
         lambda_growth=1.06,
         flops_input_shape=(3, 32, 32),
         interval=10),

@@ -204,20 +204,29 @@ def test_search_options_reach_the_search_config_and_the_random_budget(
     assert search_budget_flops(merged, task.input_shape) == stock * 1.01
 
 
-def test_the_digits_search_is_held_to_the_references_parameters_too():
-    """The digits' search config budgets the stock ResNet_CIFAR-18's
-    parameters beside its FLOPs, and the random arm is drawn within both;
-    the toy detection searches budget FLOPs only."""
+def test_a_parameter_target_reaches_the_random_arms_budget(tmp_path):
+    """``--search-cfg-options custom_hooks.0.target_params=...``: the
+    random arm is drawn within the reference's parameters as well (the
+    stock ResNet_CIFAR-18's count); the shipped searches budget FLOPs
+    only."""
     from mmengine.analysis import parameter_count
     from mmpretrain.models import ResNet_CIFAR
-    search = Config.fromfile(str(REPO / EQUAL_COST_TASKS['digits'].search))
+    task = EQUAL_COST_TASKS['digits']
+    search = Config.fromfile(str(REPO / task.search))
+    assert search_budget_params(search) is None
+    reference = reference_backbone_cfg(search)
+    held = Config.fromfile(
+        with_search_options(task, {
+            'custom_hooks.0.target_params': dict(of=reference)
+        }, tmp_path / 'search.py').search)
     stock = ResNet_CIFAR(depth=18, base_channels=16, out_indices=(3, ))
-    assert search_budget_params(search) == parameter_count(stock)['']
-    hook = search.custom_hooks[0]
-    assert hook.target_params == hook.target_flops == dict(
-        of=reference_backbone_cfg(search))
-    toy = Config.fromfile(str(REPO / EQUAL_COST_TASKS['toy_detection'].search))
-    assert search_budget_params(toy) is None
+    assert search_budget_params(held) == parameter_count(stock)['']
+    halved = Config.fromfile(
+        with_search_options(
+            task, {
+                'custom_hooks.0.target_params': dict(of=reference, ratio=0.5)
+            }, tmp_path / 'halved.py').search)
+    assert search_budget_params(halved) == 0.5 * parameter_count(stock)['']
 
 
 def _row(test, flops, params, seconds, **extra):
