@@ -24,7 +24,7 @@ from ..topology import StageTopology, is_cut, zero_edges
 from .compiling import is_compiling
 from .edge_functions import (EDGE_GRADS, EdgeGradients, EdgeSink, FanOut,
                              WeightedSum, edge_grad_scale, run_on_sum,
-                             scale_grad)
+                             scale_grad, weighted_sum)
 
 
 def check_finite_edges(values: List[list], name: str) -> None:
@@ -372,8 +372,10 @@ class StageGraph(BaseModule):
             identity = self._is_fixed_identity(weights)
             if identity:
                 node_in = inputs[0]  # exactly ResNet's residual stream
-            else:
+            elif track:
                 node_in = WeightedSum.apply(weights, *inputs)
+            else:  # the same sum, without an autograd node's overhead
+                node_in = weighted_sum(inputs, weights)
             if j == last:
                 return node_in
             if track and not identity:
