@@ -372,7 +372,8 @@ class StageGraph(BaseModule):
             identity = self._is_fixed_identity(weights)
             if identity:
                 node_in = inputs[0]  # exactly ResNet's residual stream
-            elif track:
+            elif track or torch.jit.is_tracing():
+                # (a trace, the FLOP counter's, sees the sum as one op)
                 node_in = WeightedSum.apply(weights, *inputs)
             else:  # the same sum, without an autograd node's overhead
                 node_in = weighted_sum(inputs, weights)
