@@ -1154,6 +1154,28 @@ def test_pruned_against_init_counts_edges_pruned_before_smaller_starts():
     assert hook.pruned_against_init() == dict(pruned=4, out_of_init_order=0)
 
 
+def test_the_end_of_training_says_whether_the_init_chose_the_pruning(caplog):
+    hook = EdgeSparsityHook(lambda_=0.0)
+    model, _, runner = hooked(hook, depth=34)
+    layer1 = model.backbone.layer1
+    with caplog.at_level(logging.INFO, logger='test'):
+        hook.after_train(runner)  # nothing pruned: nothing said
+        assert caplog.messages == []
+        with torch.no_grad():
+            layer1.edge_weights[0, 2] = 0.0  # a smallest start
+        hook.after_train(runner)
+        with torch.no_grad():
+            layer1.edge_weights[0, 1] = 0.0  # larger than the kept 1->2
+        hook.after_train(runner)
+    assert caplog.messages == [
+        'EdgeSparsityHook: 1 edges into blocks were pruned, 0 of them '
+        'starting larger than an edge that stayed; the init\'s order alone '
+        '(smallest starts pruned first) could have chosen them',
+        'EdgeSparsityHook: 2 edges into blocks were pruned, 1 of them '
+        'starting larger than an edge that stayed'
+    ]
+
+
 def test_a_new_run_in_the_same_second_starts_afresh(tmp_path, monkeypatch):
     # mmengine names a run's message hub by its start time, in seconds, so
     # two runs started in the same second share one hub (as fast machines

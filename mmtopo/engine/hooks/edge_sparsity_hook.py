@@ -251,6 +251,7 @@ class EdgeSparsityHook(Hook):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._report_init_order(runner)
         if self._stages and self.budget is not None and \
                 not self.budget.met():
             runner.logger.warning(
@@ -260,6 +261,23 @@ class EdgeSparsityHook(Hook):
                  'stage (which the proximal step never cuts), so nothing '
                  'more could be pruned' if self.budget.stalled(
                  ) else '; lengthen the schedule or raise lambda_growth'))
+
+    def _report_init_order(self, runner) -> None:
+        """Say whether the data reordered the pruned edges, or whether the
+        init's order alone (the smallest starts pruned first) could have
+        chosen them: the latter is a topology the init decided."""
+        if not self._stages:
+            return
+        order = self.pruned_against_init()
+        if not order['pruned']:
+            return
+        later = order['out_of_init_order']
+        runner.logger.info(
+            f"EdgeSparsityHook: {order['pruned']} edges into blocks were "
+            f'pruned, {later} of them starting larger than an edge that '
+            'stayed' + ('' if later else
+                        "; the init's order alone (smallest starts pruned "
+                        'first) could have chosen them'))
 
     # -- every iteration -----------------------------------------------------
     def before_train_iter(self,
