@@ -1234,6 +1234,16 @@ SMALL_RESNET = dict(
     depth=18, base_channels=4, stem_channels=4, out_indices=(3, ))
 
 
+def keep_resnet18_blocks(backbone):
+    """Prune a ResNet-34-layout supernet to ResNet-18's blocks: blocks 0
+    and 1 of every stage, in a chain."""
+    with torch.no_grad():
+        for stage in backbone.stage_graphs:
+            n = len(stage)
+            stage.edge_weights.zero_()
+            stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
+
+
 def test_a_reference_budget_is_the_reference_backbones_flops():
     """``target_flops=dict(of=...)``: the budget is the reference
     backbone's FLOPs as mmengine's counter gives them, compared with the
@@ -1250,13 +1260,8 @@ def test_a_reference_budget_is_the_reference_backbones_flops():
     expected = count_flops(ResNet(**SMALL_RESNET), (x, ))
     assert hook.budget.reference_flops == expected
     assert not hook.budget_met()  # the dense ResNet-34 layout costs more
-    # prune the supernet to ResNet-18's blocks: blocks 0 and 1 in a chain
     backbone = model.backbone
-    with torch.no_grad():
-        for stage in backbone.stage_graphs:
-            n = len(stage)
-            stage.edge_weights.zero_()
-            stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
+    keep_resnet18_blocks(backbone)
     pruned = TopoResNet(**dict(
         SMALL_RESNET,
         stage_blocks=(3, 4, 6, 3),
@@ -1318,12 +1323,7 @@ def test_a_parameter_budget_is_the_reference_backbones_parameters():
     model, _, _ = hooked(hook, stage_blocks=(3, 4, 6, 3))
     assert hook.budget.reference_params == expected
     assert not hook.budget_met()  # ResNet-34's blocks hold more
-    # prune the supernet to ResNet-18's blocks: blocks 0 and 1 in a chain
-    with torch.no_grad():
-        for stage in model.backbone.stage_graphs:
-            n = len(stage)
-            stage.edge_weights.zero_()
-            stage.edge_weights[0, 1] = stage.edge_weights[1, n] = 1.0
+    keep_resnet18_blocks(model.backbone)
     deployed = TopoResNet(**dict(
         SMALL_RESNET,
         stage_blocks=(3, 4, 6, 3),
@@ -1347,6 +1347,24 @@ def test_a_parameter_budget_is_the_reference_backbones_parameters():
         f'target_params={dict(of=reference)}, now 1.0000x the reference')
 
 
+SMALL_REFERENCE = dict(type='mmdet.ResNet', **SMALL_RESNET)
+
+
+def _train_to_reference(tmp_path, **targets):
+    """The ResNet-34-layout supernet trained 300 iterations under
+    ``targets``, lambda from 0.01 growing 2% an iteration: the runner, the
+    losses and the hook."""
+    runner, losses = _train(
+        tmp_path,
+        lambda_=0.01,
+        iters=300,
+        lambda_growth=1.02,
+        flops_input_shape=(3, 16, 16),
+        **targets)
+    hook = next(h for h in runner.hooks if isinstance(h, EdgeSparsityHook))
+    return runner, losses, hook
+
+
 def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(
         tmp_path):
     """A ResNet-34-layout supernet trained under two budgets at once: 0.6
@@ -1360,17 +1378,9 @@ def test_training_prunes_a_supernet_to_an_edge_budget_and_a_reference(
     the reference's FLOPs, every stage connected, the loss below 0.6 of its
     start, lambda back at 0 (holding), the logged ratios the true ones."""
     from mmdet.models import ResNet
-    reference = dict(type='mmdet.ResNet', **SMALL_RESNET)
-    runner, losses = _train(
-        tmp_path,
-        lambda_=0.01,
-        iters=300,
-        target_ratio=0.6,
-        target_flops=dict(of=reference),
-        lambda_growth=1.02,
-        flops_input_shape=(3, 16, 16))
+    runner, losses, hook = _train_to_reference(
+        tmp_path, target_ratio=0.6, target_flops=dict(of=SMALL_REFERENCE))
     backbone = runner.model.backbone
-    hook = next(h for h in runner.hooks if isinstance(h, EdgeSparsityHook))
     x = torch.zeros(1, 3, 16, 16)
     expected = count_flops(ResNet(**SMALL_RESNET), (x, ))
     pruned = TopoResNet(
@@ -1406,16 +1416,9 @@ def test_training_prunes_a_supernet_to_a_reference_parameter_count(tmp_path):
     below 0.6 of its start, the logged ratio the true one."""
     from mmdet.models import ResNet
     from mmengine.analysis import parameter_count
-    reference = dict(type='mmdet.ResNet', **SMALL_RESNET)
-    runner, losses = _train(
-        tmp_path,
-        lambda_=0.01,
-        iters=300,
-        target_params=dict(of=reference),
-        lambda_growth=1.02,
-        flops_input_shape=(3, 16, 16))
+    runner, losses, hook = _train_to_reference(
+        tmp_path, target_params=dict(of=SMALL_REFERENCE))
     backbone = runner.model.backbone
-    hook = next(h for h in runner.hooks if isinstance(h, EdgeSparsityHook))
     expected = parameter_count(ResNet(**SMALL_RESNET))['']
     deployed = TopoResNet(**dict(
         TINY_BACKBONE,
