@@ -71,8 +71,9 @@ class EdgeSparsityHook(Hook):
             pruned backbone, as deployed: ``dict(of=<backbone config>)``,
             the parameters of a reference backbone (``ratio=r`` in it for
             ``r`` times those), or ``dict(params=<count>)``. Given with
-            ``target_flops``, both must be met: at small inputs and batch
-            1 time follows the weights read more than the FLOPs.
+            ``target_flops``, both must be met: at a small input a FLOPs
+            budget alone can keep wide blocks that cost few FLOPs but many
+            weights.
         lambda_growth (float, optional): with a budget, lambda is multiplied
             by this after every iteration in which the budget is not met
             (:class:`EdgeBudget`); 1 keeps lambda fixed; default 1.01.

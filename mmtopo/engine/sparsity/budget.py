@@ -46,9 +46,9 @@ class EdgeBudget:
         target_params: the parameters the pruned backbone may keep (its
             blocks; the deployed graph's fixed edges are buffers):
             ``dict(of=<backbone config>[, ratio=<r>])``, ``r`` times that
-            backbone's, or ``dict(params=<count>)``. Where time follows
-            the weights read rather than the FLOPs (small inputs, batch 1),
-            a FLOPs budget alone can keep wide, cheap-to-compute blocks.
+            backbone's, or ``dict(params=<count>)``. At a small input a
+            FLOPs budget alone can keep wide blocks that cost few FLOPs
+            but many weights.
     """
 
     def __init__(self,
