@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from mmengine.config import Config
 
 from ..apis import init_model
@@ -107,6 +108,7 @@ class EqualCostRuns:
         self.time_inference = time_inference
         self._search: Optional[Run] = None
         self._pruned: Optional[tuple] = None
+        self._stock_backbone: Optional[torch.nn.Module] = None
 
     def train(self, config: str, name: str) -> Run:
         return train_run(
@@ -133,12 +135,18 @@ class EqualCostRuns:
             train_flops=costs['flops'] * run.iterations,
             **costs)
         if self.time_inference:
-            _, stock = init_model(self.task.reference)
-            times = inference_ratios(backbone, stock.backbone,
+            times = inference_ratios(backbone, self.stock_backbone(),
                                      self.task.input_shape)
             for batch, t in times.items():
                 result[f'time_ratio_b{batch}'] = t['ratio']
         return result
+
+    def stock_backbone(self) -> torch.nn.Module:
+        """The reference config's backbone, built once: what every arm is
+        timed against."""
+        if self._stock_backbone is None:
+            self._stock_backbone = init_model(self.task.reference)[1].backbone
+        return self._stock_backbone
 
     # -- the steps the arms share -------------------------------------------
     def search(self) -> Run:

@@ -22,6 +22,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..apis import init_model
+from ..engine.sparsity.budget import flops_at, params_of, reference_count
 from ..models import topology_backbone
 from ..utils.benchmark import interleaved_times
 from ..utils.complexity import count_flops
@@ -104,27 +105,24 @@ def backbone_costs(backbone: torch.nn.Module,
 
 
 def search_budget_flops(cfg: Config, input_shape: Sequence[int]) -> float:
-    """The FLOPs the search's budget allows: its reference backbone's,
-    counted at ``input_shape``, times ``target_flops``' ``ratio`` (1 when
-    not given)."""
+    """The FLOPs the search's budget allows, counted at ``input_shape``
+    as its ``EdgeSparsityHook`` counts them (the reference's, times
+    ``target_flops``' ``ratio``)."""
     target = sparsity_hook_cfg(cfg)['target_flops']
-    reference = build_backbone(
-        reference_backbone_cfg(cfg), cfg.get('default_scope', 'mmdet'))
-    return backbone_costs(reference, input_shape)['flops'] * float(
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return reference_count(target, 'flops', flops_at(input_shape)) * float(
         target.get('ratio', 1.0))
 
 
 def search_budget_params(cfg: Config) -> Optional[float]:
     """The parameters the search's budget allows (its ``target_params``:
-    the reference's, counted by mmengine, times its ``ratio``), or None
-    when it has no parameter target."""
+    the reference's, times its ``ratio``), or None when it has no
+    parameter target."""
     target = sparsity_hook_cfg(cfg).get('target_params')
     if target is None:
         return None
-    if 'params' in target:
-        return float(target['params'])
-    reference = build_backbone(target['of'], cfg.get('default_scope', 'mmdet'))
-    return float(parameter_count(reference)['']) * float(
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return reference_count(target, 'params', params_of) * float(
         target.get('ratio', 1.0))
 
 

@@ -841,3 +841,26 @@ def test_fixed_weights_are_read_again_only_after_they_change():
     state['layer4.edge_weights'][0, 2] = 0.5
     model.load_state_dict(state)
     torch.testing.assert_close(model(x)[-1], before)
+
+
+@pytest.mark.parametrize('name', ['custom_fixed', 'custom_learnable'])
+def test_without_gradients_the_sums_skip_the_autograd_function(name):
+    """Outside autograd (deployed inference) a node's sum is computed
+    without :class:`WeightedSum`'s autograd node, and gives what the plain
+    formula gives; a trace (the FLOP counter's) still goes through it."""
+    torch.manual_seed(0)
+    model = TopoResNet(depth=DEPTH, topology=TOPOLOGIES[name]).double().eval()
+    random_signed_weights(model)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        expected = naive_forward(model, x)
+        with mock.patch.object(
+                WeightedSum, 'apply', side_effect=AssertionError) as applied:
+            outs = model(x)
+    for out, want in zip(outs, expected):
+        torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    assert applied.call_count == 0
+    with torch.no_grad(), mock.patch.object(
+            WeightedSum, 'apply', wraps=WeightedSum.apply) as traced_sums:
+        torch.jit.trace(model, (x, ), check_trace=False)
+    assert traced_sums.call_count > 0

@@ -2,7 +2,8 @@
 the edges left active, or of the backbone's FLOPs, or the FLOPs and the
 parameters of a reference backbone (the model one would otherwise
 deploy)."""
-from typing import List, Optional, Sequence, Tuple, Union
+import copy
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.analysis import parameter_count
@@ -19,6 +20,29 @@ from .stats import edge_stats
 LAMBDA_SCALE_KEY = 'topo/lambda_scale'
 
 NamedStages = Sequence[Tuple[str, StageGraph]]
+
+
+def reference_count(target: dict, count_key: str,
+                    measure: Callable[[nn.Module], float]) -> float:
+    """The count a reference target names, before its ``ratio``: given
+    directly (``dict(<count_key>=N)``), or ``measure`` of the backbone
+    built from ``dict(of=<config>)`` in the current registry scope."""
+    if count_key in target:
+        return float(target[count_key])
+    return float(measure(MODELS.build(copy.deepcopy(target['of']))))
+
+
+def flops_at(input_shape: Sequence[int]) -> Callable[[nn.Module], float]:
+    """A ``measure`` for :func:`reference_count`: FLOPs at one image of
+    ``input_shape``."""
+    return lambda backbone: count_flops(backbone,
+                                        (torch.zeros(1, *input_shape), ))
+
+
+def params_of(backbone: nn.Module) -> float:
+    """A ``measure`` for :func:`reference_count`: mmengine's parameter
+    count."""
+    return parameter_count(backbone)['']
 
 
 class EdgeBudget:
@@ -98,12 +122,8 @@ class EdgeBudget:
             self._set_params_limit()
         if not isinstance(self.target_flops, dict):
             return
-        if 'flops' in self.target_flops:
-            self.reference_flops = float(self.target_flops['flops'])
-        else:
-            reference = MODELS.build(self.target_flops['of'])
-            image = torch.zeros(1, *self.flops_input_shape)
-            self.reference_flops = float(count_flops(reference, (image, )))
+        self.reference_flops = reference_count(
+            self.target_flops, 'flops', flops_at(self.flops_input_shape))
         self.flops_limit = self.reference_flops * self.target_flops.get(
             'ratio', 1.0)
 
@@ -114,11 +134,8 @@ class EdgeBudget:
         _, costs = self.costs[0]
         costs.params([g for m, _ in self.costs for g in m.topology_graphs()
                       ])  # refuses routers here, before training
-        if 'params' in self.target_params:
-            self.reference_params = float(self.target_params['params'])
-        else:
-            reference = MODELS.build(self.target_params['of'])
-            self.reference_params = float(parameter_count(reference)[''])
+        self.reference_params = reference_count(self.target_params, 'params',
+                                                params_of)
         self.params_limit = self.reference_params * self.target_params.get(
             'ratio', 1.0)
 
